@@ -1,0 +1,198 @@
+"""The simulated network: latency, loss, duplication, reordering, partitions.
+
+Every message is immutable (a NamedTuple whose body is a read-only mapping).
+Its fate is decided when it is sent, from the network's own random stream, so a
+page can draw a lost message flying and vanishing. Partitions, link cuts and
+crashed receivers are checked again when a message arrives: a message in flight
+when a partition starts is lost, as on a real wire.
+
+Every send, delivery and drop goes to a bounded trace. Entries carry a
+sequence number so a reader can ask for what happened since it last looked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from .sim import Simulator
+
+
+class Message(NamedTuple):
+    id: int
+    src: str
+    dst: str
+    type: str
+    body: Mapping[str, Any]
+    send_ms: float
+    deliver_ms: float
+    lost: bool  # decided at send: it will not arrive
+    dup_of: int | None  # the id of the original when this is a duplicate
+
+
+class TraceEntry(NamedTuple):
+    seq: int
+    at_ms: float
+    event: str  # "send" | "deliver" | "drop"
+    msg_id: int
+    src: str
+    dst: str
+    type: str
+    why: str  # for drops: "loss", "partition", "cut", "down"; else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at_ms": self.at_ms,
+            "event": self.event,
+            "id": self.msg_id,
+            "from": self.src,
+            "to": self.dst,
+            "type": self.type,
+            "why": self.why,
+        }
+
+
+Handler = Callable[[Message], None]
+
+
+class Network:
+    def __init__(
+        self,
+        sim: Simulator,
+        rng: random.Random,
+        *,
+        latency_ms: tuple[float, float] = (10.0, 15.0),
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        reorder_rate: float = 0.0,
+        trace_limit: int = 5000,
+    ) -> None:
+        self.sim = sim
+        self.rng = rng
+        self.latency_ms = (float(latency_ms[0]), float(latency_ms[1]))
+        self.drop_rate = float(drop_rate)
+        self.duplicate_rate = float(duplicate_rate)
+        self.reorder_rate = float(reorder_rate)
+        self._handlers: dict[str, Handler] = {}
+        self._up: dict[str, bool] = {}
+        self._group_of: dict[str, int] = {}  # endpoint -> partition group; absent: reaches everyone
+        self._cuts: dict[tuple[str, str], bool] = {}  # one-way (src, dst) cuts
+        self.in_flight: dict[int, Message] = {}  # insertion-ordered, so iteration is deterministic
+        self.trace: deque[TraceEntry] = deque(maxlen=trace_limit)
+        self._trace_seq = 0
+        self._next_id = 0
+        self.counts = {"sent": 0, "delivered": 0, "dropped": 0}
+
+    # -- endpoints -------------------------------------------------------
+    def attach(self, endpoint: str, handler: Handler) -> None:
+        self._handlers[endpoint] = handler
+        self._up[endpoint] = True
+
+    def set_up(self, endpoint: str, up: bool) -> None:
+        self._up[endpoint] = up
+
+    # -- faults ----------------------------------------------------------
+    def partition(self, groups: Iterable[Iterable[str]]) -> None:
+        """Endpoints in different groups cannot talk. Endpoints in no group reach all."""
+        self._group_of = {}
+        for index, group in enumerate(groups):
+            for endpoint in group:
+                self._group_of[endpoint] = index
+
+    def cut(self, src: str, dst: str) -> None:
+        self._cuts[(src, dst)] = True
+
+    def uncut(self, src: str, dst: str) -> None:
+        self._cuts.pop((src, dst), None)
+
+    def heal(self) -> None:
+        self._group_of = {}
+        self._cuts = {}
+
+    def partition_groups(self) -> list[list[str]]:
+        groups: dict[int, list[str]] = {}
+        for endpoint, index in self._group_of.items():
+            groups.setdefault(index, []).append(endpoint)
+        return [groups[i] for i in sorted(groups)]
+
+    def cuts(self) -> list[list[str]]:
+        return [[src, dst] for (src, dst) in self._cuts]
+
+    def blocked(self, src: str, dst: str) -> str:
+        """Why a message from src to dst cannot get through now, or ''."""
+        group_of = self._group_of
+        if group_of:
+            a = group_of.get(src)
+            b = group_of.get(dst)
+            if a is not None and b is not None and a != b:
+                return "partition"
+        if self._cuts and (src, dst) in self._cuts:
+            return "cut"
+        return ""
+
+    # -- traffic ---------------------------------------------------------
+    def send(self, src: str, dst: str, type: str, body: Mapping[str, Any]) -> Message | None:
+        """Put a message on the wire. Returns it, or None when it is dropped at once."""
+        frozen = MappingProxyType(dict(body))
+        self.counts["sent"] += 1
+        why = self.blocked(src, dst)
+        if why:
+            msg = self._make(src, dst, type, frozen, 0.0, True, None)
+            self._trace("send", msg, "")
+            self._trace("drop", msg, why)
+            self.counts["dropped"] += 1
+            return None
+        rng = self.rng
+        lost = self.drop_rate > 0.0 and rng.random() < self.drop_rate
+        msg = self._make(src, dst, type, frozen, self._latency(), lost, None)
+        self._launch(msg)
+        if self.duplicate_rate > 0.0 and rng.random() < self.duplicate_rate:
+            self._launch(self._make(src, dst, type, frozen, self._latency(), False, msg.id))
+        return msg
+
+    def _latency(self) -> float:
+        lo, hi = self.latency_ms
+        rng = self.rng
+        delay = lo if hi <= lo else rng.uniform(lo, hi)
+        if self.reorder_rate > 0.0 and rng.random() < self.reorder_rate:
+            delay += rng.uniform(0.0, 2.0 * max(hi, 1.0))
+        return delay
+
+    def _make(self, src, dst, type, body, delay, lost, dup_of) -> Message:
+        self._next_id += 1
+        now = self.sim.now
+        return Message(self._next_id, src, dst, type, body, now, now + delay, lost, dup_of)
+
+    def _launch(self, msg: Message) -> None:
+        self.in_flight[msg.id] = msg
+        self._trace("send", msg, "")
+        self.sim.schedule(msg.deliver_ms - msg.send_ms, self._arrive, msg)
+
+    def _arrive(self, msg: Message) -> None:
+        del self.in_flight[msg.id]
+        if msg.lost:
+            why = "loss"
+        elif not self._up.get(msg.dst, False):
+            why = "down"
+        else:
+            why = self.blocked(msg.src, msg.dst)
+        if why:
+            self.counts["dropped"] += 1
+            self._trace("drop", msg, why)
+            return
+        self.counts["delivered"] += 1
+        self._trace("deliver", msg, "")
+        self._handlers[msg.dst](msg)
+
+    def _trace(self, event: str, msg: Message, why: str) -> None:
+        self._trace_seq += 1
+        self.trace.append(
+            TraceEntry(self._trace_seq, self.sim.now, event, msg.id, msg.src, msg.dst, msg.type, why)
+        )
+
+    def trace_since(self, seq: int) -> list[dict[str, Any]]:
+        return [entry.as_dict() for entry in self.trace if entry.seq > seq]

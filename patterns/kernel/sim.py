@@ -1,0 +1,83 @@
+"""The virtual clock and the event queue.
+
+Time is virtual milliseconds (a float). Events are kept in a heap of
+``(time, seq, timer)``: ``seq`` is a counter, so two events due at the same time
+run in the order they were scheduled and the heap never compares timers.
+Cancelling a timer marks it; the heap drops it when it comes up (lazy deletion).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+
+class Timer:
+    __slots__ = ("at", "fn", "args", "owner", "cancelled")
+
+    def __init__(self, at: float, fn: Callable[..., Any], args: tuple, owner: str | None):
+        self.at = at
+        self.fn = fn
+        self.args = args
+        self.owner = owner
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Simulator:
+    """A discrete-event loop over virtual time. It does no I/O and reads no clock."""
+
+    def __init__(self) -> None:
+        self.now: float = 0.0
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = 0
+        self.events_run = 0
+
+    def schedule(self, delay_ms: float, fn: Callable[..., Any], *args: Any, owner: str | None = None) -> Timer:
+        assert delay_ms >= 0, delay_ms
+        timer = Timer(self.now + delay_ms, fn, args, owner)
+        self._seq += 1
+        heapq.heappush(self._heap, (timer.at, self._seq, timer))
+        return timer
+
+    def next_time(self) -> float | None:
+        """When the next live event is due, or None when nothing is scheduled."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def run_until(self, until_ms: float) -> None:
+        """Run every event due at or before ``until_ms``, then set the clock there."""
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] <= until_ms:
+            at, _, timer = pop(heap)
+            if timer.cancelled:
+                continue
+            self.now = at
+            self.events_run += 1
+            timer.fn(*timer.args)
+        if until_ms > self.now:
+            self.now = until_ms
+
+    def run_next(self) -> bool:
+        """Run all events due at the next event time. False when the queue is empty."""
+        at = self.next_time()
+        if at is None:
+            return False
+        self.run_until(at)
+        return True
+
+    def run_one(self) -> bool:
+        """Run exactly one live event. False when the queue is empty."""
+        if self.next_time() is None:
+            return False
+        at, _, timer = heapq.heappop(self._heap)
+        self.now = at
+        self.events_run += 1
+        timer.fn(*timer.args)
+        return True
