@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class LabConfig(AppConfig):
+    name = "webapp.lab"
+    label = "lab"
+    default_auto_field = "django.db.models.BigAutoField"

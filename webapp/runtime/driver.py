@@ -1,0 +1,165 @@
+"""The simulation driver: paces one engine to wall time and builds its frames.
+
+Pacing is a driver, not part of the model (SimPy's RealtimeEnvironment idea):
+the engine only ever sees ``advance(virtual_ms)`` and commands. The driver maps
+wall seconds to virtual milliseconds through ``speed`` (virtual ms per wall ms,
+1/1000 to 1), handles pause, step and reset, and keeps the command log that
+defines the run: kind, parameters, seed and every accepted command with the
+virtual time it was applied at.
+
+No I/O here: the worker persists what the driver returns and sends its frames.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import patterns
+
+MIN_SPEED = 0.001
+MAX_SPEED = 1.0
+MAX_CATCH_UP_S = 0.5  # after a stall, virtual time does not leap more than this much wall time
+LOG_IN_FRAME = 40  # log entries per node sent in a frame; the rest stay in the engine
+KEEPALIVE_S = 10.0
+
+
+@dataclass
+class SimSpec:
+    sim_id: str
+    kind: str
+    seed: int
+    params: dict[str, Any]
+    log: list[dict[str, Any]] = field(default_factory=list)
+    speed: float = 0.01
+    paused: bool = False
+    now_ms: float = 0.0
+    epoch: int = 1
+
+
+class SimDriver:
+    def __init__(self, spec: SimSpec, *, wall_s: float) -> None:
+        self.sim_id = spec.sim_id
+        self.kind = spec.kind
+        self.params = dict(spec.params)
+        self.speed = clamp_speed(spec.speed)
+        self.paused = spec.paused
+        self.epoch = spec.epoch
+        self.seed = spec.seed
+        self.log = list(spec.log)
+        self.rids: dict[str, Any] = {}  # request id -> result, so a resent command applies once
+        self.engine = patterns.replay(
+            {"kind": spec.kind, "seed": spec.seed, "params": spec.params, "log": spec.log},
+            until_ms=max(spec.now_ms, spec.log[-1]["at_ms"] if spec.log else 0.0),
+        )
+        for item in spec.log:
+            if item.get("rid"):
+                self.rids[item["rid"]] = None
+        self.seq = 0
+        self.dirty = True
+        self._last_wall = wall_s
+        self._last_frame_wall = 0.0
+
+    # -- time ----------------------------------------------------------------
+    def tick(self, wall_s: float) -> None:
+        """Move virtual time forward by the wall time since the last tick, times speed."""
+        elapsed = min(max(wall_s - self._last_wall, 0.0), MAX_CATCH_UP_S)
+        self._last_wall = wall_s
+        if self.paused or elapsed <= 0:
+            return
+        self.engine.advance(elapsed * 1000.0 * self.speed)
+        self.dirty = True
+
+    # -- learner actions ----------------------------------------------------------
+    def command(self, cmd: dict[str, Any], rid: str | None) -> tuple[Any, dict[str, Any] | None]:
+        """Apply a command. Returns (result, log entry to persist); the entry is None
+        for a duplicate. Raises patterns.PatternsError for bad input, changing nothing."""
+        if rid is not None and rid in self.rids:
+            return self.rids[rid], None
+        result = self.engine.apply(cmd)
+        entry = {"at_ms": self.engine.now, "cmd": cmd, "rid": rid}
+        self.log.append(entry)
+        if rid is not None:
+            self.rids[rid] = result
+        self.dirty = True
+        return result, entry
+
+    def pause(self) -> None:
+        self.paused = True
+        self.dirty = True
+
+    def resume(self, wall_s: float) -> None:
+        self.paused = False
+        self._last_wall = wall_s
+        self.dirty = True
+
+    def set_speed(self, speed: float) -> None:
+        self.speed = clamp_speed(speed)
+        self.dirty = True
+
+    def step(self) -> bool:
+        """Run to the next event (every event due at that virtual time) and pause."""
+        self.paused = True
+        self.dirty = True
+        return self.engine.step()
+
+    def reset(self, seed: int | None, wall_s: float) -> None:
+        self.seed = secrets.randbelow(2**31) if seed is None else seed
+        self.engine = patterns.create(self.kind, seed=self.seed, **self.params)
+        self.log = []
+        self.rids = {}
+        self.epoch += 1
+        self._last_wall = wall_s
+        self.dirty = True
+
+    # -- frames ------------------------------------------------------------------
+    def wants_frame(self, wall_s: float) -> bool:
+        return self.dirty or wall_s - self._last_frame_wall >= KEEPALIVE_S
+
+    def frame(self, *, wall_s: float, sent_at_ms: float) -> tuple[int, str]:
+        """Serialize the current state once; every viewer gets these same bytes."""
+        self.seq += 1
+        self.dirty = False
+        self._last_frame_wall = wall_s
+        view = trim_view(self.engine.view())
+        text = json.dumps(
+            {
+                "type": "frame",
+                "sim": self.sim_id,
+                "seq": self.seq,
+                "epoch": self.epoch,
+                "now": self.engine.now,
+                "speed": self.speed,
+                "paused": self.paused,
+                "sent_at": sent_at_ms,
+                "view": view,
+            },
+            separators=(",", ":"),
+        )
+        return self.seq, text
+
+    def checkpoint(self) -> dict[str, str]:
+        """The fields of the simulation's Redis hash that change while it runs."""
+        return {
+            "now_ms": repr(self.engine.now),
+            "speed": repr(self.speed),
+            "paused": "1" if self.paused else "0",
+            "seed": str(self.seed),
+            "epoch": str(self.epoch),
+        }
+
+
+def clamp_speed(speed: float) -> float:
+    return min(max(float(speed), MIN_SPEED), MAX_SPEED)
+
+
+def trim_view(view: dict[str, Any]) -> dict[str, Any]:
+    """Send only the tail of long logs: ``log_offset`` says where the tail starts."""
+    for node in view.get("nodes", []):
+        log = node.get("log")
+        if isinstance(log, list) and len(log) > LOG_IN_FRAME:
+            node["log_offset"] = len(log) - LOG_IN_FRAME
+            node["log"] = log[-LOG_IN_FRAME:]
+    return view

@@ -1,0 +1,37 @@
+"""Redis key names and channel names: the one place that spells them.
+
+Per simulation:
+- ``lab:sim:{id}``          hash: kind, seed, params (JSON), speed, paused, now_ms,
+                            epoch, owner (sha256 of the owner capability), share
+                            (the read-only token), created_ms
+- ``lab:sim:{id}:log``      list of JSON {"at_ms", "cmd", "rid"}: the command log
+- ``lab:sim:{id}:lease``    the channel name of the worker that runs it (expires)
+- ``lab:sim:{id}:watched``  set by web processes while they have viewers (expires)
+"""
+
+ASSIGN_CHANNEL = "engines.assign"  # any worker takes a simulation from here
+SIM_TTL_S = 7 * 24 * 3600
+LEASE_MS = 6000
+LEASE_RENEW_S = 2.0
+WATCHED_TTL_S = 10
+WATCHED_REFRESH_S = 3.0
+
+
+def meta_key(sim_id: str) -> str:
+    return f"lab:sim:{sim_id}"
+
+
+def log_key(sim_id: str) -> str:
+    return f"lab:sim:{sim_id}:log"
+
+
+def lease_key(sim_id: str) -> str:
+    return f"lab:sim:{sim_id}:lease"
+
+
+def watched_key(sim_id: str) -> str:
+    return f"lab:sim:{sim_id}:watched"
+
+
+def frames_group(sim_id: str) -> str:
+    return f"sim.{sim_id}"

@@ -1,0 +1,299 @@
+"""The engine worker: runs simulations, applies commands, publishes frames.
+
+One asyncio loop per process. It takes simulations from the shared assignment
+channel (any worker may take one) and receives commands for its simulations on
+its own channel. Ownership is a Redis lease holding the worker's channel name;
+a worker renews the leases of what it runs. When a worker dies its leases
+expire, and the next open request (a web process that still has viewers asks
+every few seconds) lets another worker rebuild the simulation by replaying its
+command log up to its last checkpointed virtual time.
+
+Ordering rule: a command's log entry is written to Redis BEFORE the reply and
+the frame that show it, so nothing a learner saw can be lost by a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from redis import asyncio as aioredis
+
+import patterns
+
+from . import keys, store
+from .driver import SimDriver
+
+log = logging.getLogger("lab.worker")
+MAX_HOPS = 8  # an open request a full worker passes on, at most this often
+
+
+class EngineWorker:
+    def __init__(self, *, max_sims: int | None = None, frame_hz: float | None = None) -> None:
+        lab = settings.LAB
+        self.max_sims = max_sims or lab["MAX_SIMS_PER_WORKER"]
+        self.frame_interval = 1.0 / (frame_hz or lab["FRAME_HZ"])
+        self.park_after_s = lab["PARK_AFTER_S"]
+        self.sims: dict[str, SimDriver] = {}
+        self.unwatched_since: dict[str, float] = {}
+        self._opening: dict[str, asyncio.Future[SimDriver | None]] = {}
+        self.channel = ""
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        self.layer = get_channel_layer()
+        self.frames = get_channel_layer("frames")
+        self.redis = aioredis.from_url(settings.REDIS_URL)
+        self.renew = self.redis.register_script(store.RENEW_LEASE)
+        self.release = self.redis.register_script(store.RELEASE_LEASE)
+        self.channel = await self.layer.new_channel("engine")
+        await self.redis.hset("lab:workers", self.channel, str(os.getpid()))
+        log.info("engine worker %s ready (pid %s, up to %s simulations)", self.channel, os.getpid(), self.max_sims)
+        tasks = [
+            asyncio.create_task(self._receive_loop(self.channel), name="own"),
+            asyncio.create_task(self._receive_loop(keys.ASSIGN_CHANNEL), name="assign"),
+            asyncio.create_task(self._tick_loop(), name="tick"),
+            asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
+        ]
+        try:
+            await self.stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._park_all()
+            await self.redis.hdel("lab:workers", self.channel)
+            await self.redis.aclose()
+
+    # -- receiving -------------------------------------------------------------
+    async def _receive_loop(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("receive on %s failed; retrying", channel)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handling %s failed", message.get("type"))
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        sim_id = message.get("sim")
+        if not isinstance(sim_id, str):
+            return
+        if kind == "sim.close":
+            await self._drop(sim_id, release=True)
+            return
+        driver = await self.obtain(sim_id, message)
+        if driver is None:
+            return
+        if kind == "sim.command":
+            await self._command(driver, message)
+        elif kind == "sim.control":
+            await self._control(driver, message)
+
+    async def obtain(self, sim_id: str, message: dict[str, Any]) -> SimDriver | None:
+        """The driver for sim_id, loading it if nobody runs it. None when it is
+        elsewhere (the message is forwarded), missing, or we are full."""
+        driver = self.sims.get(sim_id)
+        if driver is not None:
+            return driver
+        pending = self._opening.get(sim_id)
+        if pending is not None:
+            return await pending
+        future: asyncio.Future[SimDriver | None] = asyncio.get_running_loop().create_future()
+        self._opening[sim_id] = future
+        try:
+            driver = await self._open(sim_id, message)
+            future.set_result(driver)
+            return driver
+        except BaseException as exc:
+            future.set_result(None)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("opening %s failed", sim_id)
+            await self._reply(message, ok=False, error="the simulation could not be loaded; see the server log")
+            return None
+        finally:
+            del self._opening[sim_id]
+
+    async def _open(self, sim_id: str, message: dict[str, Any]) -> SimDriver | None:
+        owner = await store.lease_owner(self.redis, sim_id)
+        if owner is not None and owner != self.channel:
+            if message.get("type") != "sim.open":
+                await self.layer.send(owner, message)  # someone runs it: pass it on
+            return None
+        if len(self.sims) >= self.max_sims:
+            hops = int(message.get("hops", 0))
+            if hops < MAX_HOPS:
+                await self.layer.send(keys.ASSIGN_CHANNEL, {**message, "hops": hops + 1})
+            else:
+                await self._reply(message, ok=False, error="every engine worker is full; try again in a minute")
+            return None
+        claimed = owner == self.channel or await self.redis.set(
+            keys.lease_key(sim_id), self.channel, nx=True, px=keys.LEASE_MS
+        )
+        if not claimed:
+            owner = await store.lease_owner(self.redis, sim_id)
+            if owner and owner != self.channel and message.get("type") != "sim.open":
+                await self.layer.send(owner, message)
+            return None
+        spec = await store.load_spec(self.redis, sim_id)
+        if spec is None:
+            await self.redis.delete(keys.lease_key(sim_id))
+            await self._reply(message, ok=False, error="this simulation no longer exists; start a new one")
+            return None
+        started = time.perf_counter()
+        driver = await asyncio.to_thread(SimDriver, spec, wall_s=time.monotonic())
+        driver.seq = int(time.time() * 1000)  # frame numbers keep rising across workers
+        self.sims[sim_id] = driver
+        log.info(
+            "running %s (%s, seed %s): replayed %d commands to %.0f virtual ms in %.0f ms",
+            sim_id, spec.kind, spec.seed, len(spec.log), driver.engine.now, (time.perf_counter() - started) * 1000,
+        )
+        return driver
+
+    # -- learner actions -------------------------------------------------------------
+    async def _command(self, driver: SimDriver, message: dict[str, Any]) -> None:
+        try:
+            result, entry = driver.command(message.get("cmd"), message.get("rid"))
+        except patterns.PatternsError as exc:
+            await self._reply(message, ok=False, error=str(exc))
+            return
+        except Exception:
+            # A bug in an engine, not the learner's fault: rebuild from the log and say so.
+            log.exception("engine failed on %r in %s; rebuilding from the log", message.get("cmd"), driver.sim_id)
+            await self._rebuild(driver.sim_id)
+            await self._reply(message, ok=False, error="the engine hit an internal error on that command; it was not applied")
+            return
+        if entry is not None:
+            await store.append_log(self.redis, driver.sim_id, entry, driver.checkpoint())
+        await self._reply(message, ok=True, result=result)
+
+    async def _control(self, driver: SimDriver, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        wall = time.monotonic()
+        result: Any = None
+        if action == "pause":
+            driver.pause()
+        elif action == "resume":
+            driver.resume(wall)
+        elif action == "speed":
+            driver.set_speed(message["speed"])
+        elif action == "step":
+            result = {"ran": driver.step(), "now": driver.engine.now}
+        elif action == "reset":
+            driver.reset(message.get("seed"), wall)
+            await store.reset_log(self.redis, driver.sim_id, driver.checkpoint())
+            result = {"seed": driver.seed}
+        else:
+            await self._reply(message, ok=False, error=f"unknown control {action!r}")
+            return
+        await self.redis.hset(keys.meta_key(driver.sim_id), mapping=driver.checkpoint())
+        await self._reply(message, ok=True, result=result)
+
+    async def _reply(self, message: dict[str, Any], *, ok: bool, result: Any = None, error: str = "") -> None:
+        reply_to = message.get("reply_to")
+        if not reply_to:
+            return
+        reply = {"type": "sim.reply", "rid": message.get("rid"), "ok": ok, "result": result, "error": error}
+        try:
+            await self.layer.send(reply_to, reply)
+        except Exception:
+            log.warning("could not reply to %s", reply_to)
+
+    async def _rebuild(self, sim_id: str) -> None:
+        spec = await store.load_spec(self.redis, sim_id)
+        if spec is not None:
+            self.sims[sim_id] = SimDriver(spec, wall_s=time.monotonic())
+
+    # -- time and frames ----------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        interval = self.frame_interval
+        next_tick = time.monotonic()
+        while True:
+            next_tick += interval
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_tick = time.monotonic()  # behind: do not try to catch up in a burst
+                await asyncio.sleep(0)
+            await self.tick_all()
+
+    async def tick_all(self) -> None:
+        wall = time.monotonic()
+        sent_at = time.time() * 1000.0
+        for sim_id, driver in list(self.sims.items()):
+            try:
+                driver.tick(wall)
+            except Exception:
+                log.exception("engine failed while running %s; rebuilding from the log", sim_id)
+                await self._rebuild(sim_id)
+                continue
+            if driver.wants_frame(wall):
+                seq, text = driver.frame(wall_s=wall, sent_at_ms=sent_at)
+                await self.frames.group_send(keys.frames_group(sim_id), {"type": "frame", "sim": sim_id, "seq": seq, "text": text})
+
+    # -- leases, checkpoints, parking ---------------------------------------------------------
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(keys.LEASE_RENEW_S)
+            try:
+                await self.housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def housekeeping(self) -> None:
+        sim_ids = list(self.sims)
+        if not sim_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sim_id in sim_ids:
+                self.renew(keys=[keys.lease_key(sim_id)], args=[self.channel, keys.LEASE_MS], client=pipe)
+                pipe.exists(keys.watched_key(sim_id))
+                pipe.hset(keys.meta_key(sim_id), mapping=self.sims[sim_id].checkpoint())
+            results = await pipe.execute()
+        now = time.monotonic()
+        for index, sim_id in enumerate(sim_ids):
+            renewed, watched = results[3 * index], results[3 * index + 1]
+            if not renewed:
+                log.warning("lost the lease on %s; another worker runs it now", sim_id)
+                self.sims.pop(sim_id, None)
+                continue
+            if watched:
+                self.unwatched_since.pop(sim_id, None)
+            else:
+                since = self.unwatched_since.setdefault(sim_id, now)
+                if now - since >= self.park_after_s:
+                    log.info("parking %s: nobody has watched it for %.0f s", sim_id, now - since)
+                    await self._drop(sim_id, release=True)
+
+    async def _drop(self, sim_id: str, *, release: bool) -> None:
+        driver = self.sims.pop(sim_id, None)
+        self.unwatched_since.pop(sim_id, None)
+        if driver is not None:
+            await self.redis.hset(keys.meta_key(sim_id), mapping=driver.checkpoint())
+        if release:
+            await self.release(keys=[keys.lease_key(sim_id)], args=[self.channel])
+
+    async def _park_all(self) -> None:
+        for sim_id in list(self.sims):
+            try:
+                await self._drop(sim_id, release=True)
+            except Exception:
+                log.exception("could not park %s", sim_id)
