@@ -114,7 +114,7 @@ class LinearizabilityResult:
     def explanation(self) -> str:
         if self.ok:
             count = sum(result.operations for result in self.keys)
-            return f"linearizable: {count} operations on {len(self.keys)} keys"
+            return f"linearizable: {count} operation(s) on {len(self.keys)} key(s)"
         return "\n".join(result.explanation for result in self.failures)
 
 
