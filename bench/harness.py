@@ -1,0 +1,76 @@
+"""Shared pieces for the platform benchmarks: process CPU, viewers, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+
+import websockets
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its finished children), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def new_sim(base: str) -> tuple[str, str]:
+    """Open /lab/raft/ as a new learner: (sim_id, cookie header)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
+    try:
+        opener.open(base + "/lab/raft/")
+    except urllib.error.HTTPError as exc:
+        location = exc.headers["Location"]
+    else:  # pragma: no cover
+        raise RuntimeError("expected a redirect")
+    return location.rstrip("/").split("/")[-1], "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+@dataclass
+class ViewerStats:
+    frames: int = 0
+    delays_ms: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    bytes: int = 0
+
+
+async def viewer(url: str, headers: dict[str, str], stats: ViewerStats, stop: asyncio.Event, ack: bool = True) -> None:
+    """A well-behaved viewer: reads every frame, acknowledges it, records its delay."""
+    async with websockets.connect(url, additional_headers=headers, max_size=None, max_queue=None) as ws:
+        while not stop.is_set():
+            try:
+                text = await asyncio.wait_for(ws.recv(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            received = time.time() * 1000.0
+            message = json.loads(text)
+            if message.get("type") != "frame":
+                continue
+            if ack:
+                await ws.send('{"type":"ack","seq":%d}' % message["seq"])
+            stats.frames += 1
+            stats.bytes += len(text)
+            stats.seqs.append(message["seq"])
+            stats.delays_ms.append(received - message["sent_at"])
