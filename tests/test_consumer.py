@@ -163,3 +163,21 @@ async def test_a_viewer_that_stops_reading_holds_a_bounded_window_then_is_droppe
             frames += 1  # never acknowledged
     assert output["code"] == 4008 and "Too slow" in output["reason"]
     assert frames == 2  # the window: at 20 frames a second for 1.5 s, only 2 were ever sent
+
+
+async def test_the_worker_keeps_its_lease_while_it_runs_the_simulation(owned_sim, clean_redis):
+    from webapp.runtime import keys
+
+    comm = communicator(owned_sim["sim_id"], owned_sim["cookie"])
+    await comm.connect(timeout=5)
+    await receive(comm, "frame")
+    owner = clean_redis.get(keys.lease_key(owned_sim["sim_id"]))
+    assert owner
+    deadline = asyncio.get_running_loop().time() + (keys.LEASE_MS / 1000) * 1.6
+    while asyncio.get_running_loop().time() < deadline:
+        await receive(comm, "frame")
+    assert clean_redis.get(keys.lease_key(owned_sim["sim_id"])) == owner  # renewed, not lost or taken over
+    assert clean_redis.pttl(keys.lease_key(owned_sim["sim_id"])) > 0
+    meta = clean_redis.hgetall(keys.meta_key(owned_sim["sim_id"]))
+    assert float(meta["now_ms"]) > 0  # checkpointed while it runs
+    await comm.disconnect()

@@ -264,7 +264,7 @@ class EngineWorker:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for sim_id in sim_ids:
-                self.renew(keys=[keys.lease_key(sim_id)], args=[self.channel, keys.LEASE_MS], client=pipe)
+                await self.renew(keys=[keys.lease_key(sim_id)], args=[self.channel, keys.LEASE_MS], client=pipe)
                 pipe.exists(keys.watched_key(sim_id))
                 pipe.hset(keys.meta_key(sim_id), mapping=self.sims[sim_id].checkpoint())
             results = await pipe.execute()
