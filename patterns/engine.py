@@ -64,6 +64,15 @@ class Engine(ABC):
         method: Callable[[Mapping[str, Any]], dict[str, Any] | None] = getattr(self, method_name)
         result = method(cmd)
         self.command_log.append({"at_ms": self.sim.now, "cmd": dict(cmd)})
+        # Run what the command made due at this very instant (a message on a
+        # zero-latency network). After apply(), as after advance() and step(),
+        # no event at or before `now` is left waiting, so replay() -- which runs
+        # every event up to a command's time before applying it -- rebuilds the
+        # same run even when several commands share one virtual time.
+        events_before = self.sim.events_run
+        self.sim.run_until(self.sim.now)
+        if self.sim.events_run != events_before:
+            self._after_run()
         return result
 
     def advance(self, ms: float) -> None:
