@@ -565,6 +565,7 @@
     $('ring-placeholder').style.display = 'none';
     var relaid = this.ring.layout(view);
     if (relaid) {
+      this.closeMenu(false);
       this.applyRole(this.role);
       this.ring.partitionKey = '';
     }
@@ -731,7 +732,9 @@
       var tr = html('tr', { 'data-log-node': n.id, class: 'log-row role-' + role });
       var th = html('th', { scope: 'row', class: 'log-node' });
       th.appendChild(html('span', { class: 'log-node-id' }, n.id));
+      th.appendChild(document.createTextNode(' '));
       th.appendChild(html('span', { class: 'log-node-role' }, role));
+      th.appendChild(document.createTextNode(', '));
       th.appendChild(html('span', { class: 'log-node-commit' }, 'commit ' + n.commit_index));
       tr.appendChild(th);
       var offset = n.log_offset || 0;
