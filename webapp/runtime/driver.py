@@ -60,7 +60,7 @@ class SimDriver:
         self.seq = 0
         self.dirty = True
         self._last_wall = wall_s
-        self._last_frame_wall = 0.0
+        self.last_frame_wall = 0.0
 
     # -- time ----------------------------------------------------------------
     def tick(self, wall_s: float) -> None:
@@ -116,13 +116,13 @@ class SimDriver:
 
     # -- frames ------------------------------------------------------------------
     def wants_frame(self, wall_s: float) -> bool:
-        return self.dirty or wall_s - self._last_frame_wall >= KEEPALIVE_S
+        return self.dirty or wall_s - self.last_frame_wall >= KEEPALIVE_S
 
     def frame(self, *, wall_s: float, sent_at_ms: float) -> tuple[int, str]:
         """Serialize the current state once; every viewer gets these same bytes."""
         self.seq += 1
         self.dirty = False
-        self._last_frame_wall = wall_s
+        self.last_frame_wall = wall_s
         view = trim_view(self.engine.view())
         text = json.dumps(
             {

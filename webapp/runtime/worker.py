@@ -181,6 +181,7 @@ class EngineWorker:
         if entry is not None:
             await store.append_log(self.redis, driver.sim_id, entry, driver.checkpoint())
         await self._reply(message, ok=True, result=result)
+        await self._show_now(driver)
 
     async def _control(self, driver: SimDriver, message: dict[str, Any]) -> None:
         action = message.get("action")
@@ -203,6 +204,7 @@ class EngineWorker:
             return
         await self.redis.hset(keys.meta_key(driver.sim_id), mapping=driver.checkpoint())
         await self._reply(message, ok=True, result=result)
+        await self._show_now(driver)
 
     async def _reply(self, message: dict[str, Any], *, ok: bool, result: Any = None, error: str = "") -> None:
         reply_to = message.get("reply_to")
@@ -244,8 +246,20 @@ class EngineWorker:
                 await self._rebuild(sim_id)
                 continue
             if driver.wants_frame(wall):
-                seq, text = driver.frame(wall_s=wall, sent_at_ms=sent_at)
-                await self.frames.group_send(keys.frames_group(sim_id), {"type": "frame", "sim": sim_id, "seq": seq, "text": text})
+                await self._publish(driver, wall, sent_at)
+
+    async def _publish(self, driver: SimDriver, wall: float, sent_at: float) -> None:
+        seq, text = driver.frame(wall_s=wall, sent_at_ms=sent_at)
+        await self.frames.group_send(
+            keys.frames_group(driver.sim_id), {"type": "frame", "sim": driver.sim_id, "seq": seq, "text": text}
+        )
+
+    async def _show_now(self, driver: SimDriver) -> None:
+        """Publish the effect of a learner's action at once, unless a frame went out
+        less than a frame interval ago (then the next tick shows it)."""
+        wall = time.monotonic()
+        if wall - driver.last_frame_wall >= self.frame_interval:
+            await self._publish(driver, wall, time.time() * 1000.0)
 
     # -- leases, checkpoints, parking ---------------------------------------------------------
     async def _housekeeping_loop(self) -> None:
