@@ -181,3 +181,24 @@ async def test_the_worker_keeps_its_lease_while_it_runs_the_simulation(owned_sim
     meta = clean_redis.hgetall(keys.meta_key(owned_sim["sim_id"]))
     assert float(meta["now_ms"]) > 0  # checkpointed while it runs
     await comm.disconnect()
+
+
+async def test_a_full_worker_gives_the_learner_a_clear_message(clean_redis, start_worker):
+    start_worker(LAB_MAX_SIMS_PER_WORKER="1")
+    sims = []
+    for seed in (1, 2):
+        session, _ = make_session()
+        sim_id = services.sim_create(session=session, kind="raft", seed=seed)
+        session.save()
+        from django.conf import settings
+
+        sims.append((sim_id, f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()))
+    first = communicator(*sims[0])
+    await first.connect(timeout=5)
+    await receive(first, "frame")
+    second = communicator(*sims[1])
+    await second.connect(timeout=5)
+    error = await receive(second, "error", timeout=15)
+    assert "every engine worker is full" in error["message"]
+    await first.disconnect()
+    await second.disconnect()

@@ -76,6 +76,8 @@ class SimConsumer(AsyncWebsocketConsumer):
         self.sender = asyncio.create_task(self._sender())
         await get_hub().join(self.sim_id, self)
         self.joined = True
+        # Ask for the simulation to run, and hear back if no worker can take it.
+        await self._forward({"type": "sim.open"}, client_id=None)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
@@ -151,6 +153,10 @@ class SimConsumer(AsyncWebsocketConsumer):
         if problem:
             await self.error(client_id, problem)
             return
+        await self._forward(body, client_id=client_id)
+
+    async def _forward(self, body: dict[str, Any], *, client_id: int | None) -> None:
+        """Send to the simulation's worker and remember it until the worker answers."""
         self.next_rid += 1
         rid = f"{self.channel_name}:{self.next_rid}"
         outgoing = {**body, "rid": rid, "reply_to": self.channel_name}
@@ -195,7 +201,8 @@ class SimConsumer(AsyncWebsocketConsumer):
         if item is None:
             return
         if event.get("ok"):
-            await self.send_json({"type": "reply", "id": item["client_id"], "ok": True, "result": event.get("result")})
+            if item["message"]["type"] != "sim.open":
+                await self.send_json({"type": "reply", "id": item["client_id"], "ok": True, "result": event.get("result")})
         else:
             await self.error(item["client_id"], event.get("error") or "The command was refused.")
 

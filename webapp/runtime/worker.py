@@ -103,6 +103,8 @@ class EngineWorker:
             await self._command(driver, message)
         elif kind == "sim.control":
             await self._control(driver, message)
+        elif kind == "sim.open":
+            await self._reply(message, ok=True)
 
     async def obtain(self, sim_id: str, message: dict[str, Any]) -> SimDriver | None:
         """The driver for sim_id, loading it if nobody runs it. None when it is
@@ -129,10 +131,16 @@ class EngineWorker:
         finally:
             del self._opening[sim_id]
 
+    @staticmethod
+    def _wants_answer(message: dict[str, Any]) -> bool:
+        """Commands, controls and a viewer's open request need the owner's answer;
+        a web process's periodic adoption request does not."""
+        return message.get("type") != "sim.open" or bool(message.get("reply_to"))
+
     async def _open(self, sim_id: str, message: dict[str, Any]) -> SimDriver | None:
         owner = await store.lease_owner(self.redis, sim_id)
         if owner is not None and owner != self.channel:
-            if message.get("type") != "sim.open":
+            if self._wants_answer(message):
                 await self.layer.send(owner, message)  # someone runs it: pass it on
             return None
         if len(self.sims) >= self.max_sims:
@@ -147,7 +155,7 @@ class EngineWorker:
         )
         if not claimed:
             owner = await store.lease_owner(self.redis, sim_id)
-            if owner and owner != self.channel and message.get("type") != "sim.open":
+            if owner and owner != self.channel and self._wants_answer(message):
                 await self.layer.send(owner, message)
             return None
         spec = await store.load_spec(self.redis, sim_id)
