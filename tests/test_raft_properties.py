@@ -382,3 +382,28 @@ def test_valid_edge_params_are_accepted():
     eng.advance(1000)
     assert eng.violations() == []
     assert eng.params["election_timeout_ms"] == [200.0, 200.0]
+
+
+def test_replication_traffic_stays_bounded_under_steady_load():
+    # Regression: every successful AppendEntries reply used to trigger another send
+    # while the follower was behind, so each heartbeat started a new chain of sends
+    # that steady client load kept alive forever: traffic grew without bound
+    # (3,600 messages in the first second at 100 ops/s, 48,000 in the eighth).
+    eng = patterns.create("raft", seed=1, nodes=5)
+    eng.advance(1000)
+    per_second = []
+    for second in range(10):
+        sent = eng.net.counts["sent"]
+        for i in range(100):
+            key = f"k{(second * 100 + i) % 16}"
+            if i % 2:
+                eng.apply({"op": "put", "key": key, "value": i, "client": f"c{i % 3 + 1}"})
+            else:
+                eng.apply({"op": "get", "key": key, "client": f"c{i % 3 + 1}"})
+            eng.advance(10)
+        per_second.append(eng.net.counts["sent"] - sent)
+        assert len(eng.net.in_flight) < 100
+    assert max(per_second) < 1500, per_second  # ~11 messages per operation plus heartbeats
+    assert per_second[-1] < 1.3 * per_second[1], per_second
+    assert eng.violations() == []
+    assert check_history(eng.history).ok

@@ -72,6 +72,7 @@ class RaftNode(ClusterNode):
         self.votes: dict[str, bool] = {}  # granted votes, in arrival order
         self.next_index: dict[str, int] = {}
         self.match_index: dict[str, int] = {}
+        self.sent_index: dict[str, int] = {}  # highest index sent to each peer and not known lost
         self.election_timeout_ms = 0.0
 
     def start(self) -> None:
@@ -155,6 +156,7 @@ class RaftNode(ClusterNode):
         next_index = len(self.log) + 1
         self.next_index = {peer: next_index for peer in self.others}
         self.match_index = {peer: 0 for peer in self.others}
+        self.sent_index = {peer: 0 for peer in self.others}
         if self.config.leader_noop:
             # A no-op from the new term lets earlier entries commit (section 8).
             self.log.append(Entry(self.term, NOOP))
@@ -272,8 +274,11 @@ class RaftNode(ClusterNode):
                 self.match_index[peer] = body["match_index"]
                 self._maybe_commit()
             self.next_index[peer] = max(self.next_index[peer], body["match_index"] + 1)
-            if self.next_index[peer] <= len(self.log):
-                self._send_append(peer)  # more to send: keep the follower catching up
+            if self.next_index[peer] <= len(self.log) and body["match_index"] >= self.sent_index[peer]:
+                # More to send, and no AppendEntries still in flight carries it: keep the
+                # follower catching up. (Sending on every reply would start a new chain of
+                # sends with each heartbeat, and under steady load they never die out.)
+                self._send_append(peer)
             return
         # Rejected: back up using the follower's hint, never below what it already has.
         next_index = body["conflict_index"]
@@ -282,6 +287,7 @@ class RaftNode(ClusterNode):
             if last_of_term:
                 next_index = last_of_term + 1
         self.next_index[peer] = max(self.match_index[peer] + 1, min(max(next_index, 1), len(self.log) + 1))
+        self.sent_index[peer] = self.match_index[peer]  # what was sent beyond the match did not fit
         self._send_append(peer)
 
     def _last_index_of_term(self, term: int) -> int:
@@ -304,6 +310,8 @@ class RaftNode(ClusterNode):
         next_index = self.next_index[peer]
         prev_index = next_index - 1
         entries = tuple(self.log[prev_index : prev_index + MAX_BATCH])
+        if prev_index + len(entries) > self.sent_index[peer]:
+            self.sent_index[peer] = prev_index + len(entries)
         self.host.send(
             peer,
             "AppendEntries",
