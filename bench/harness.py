@@ -6,9 +6,7 @@ import asyncio
 import json
 import os
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
 
 import websockets
 
@@ -28,24 +26,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def new_sim(base: str) -> tuple[str, str]:
-    """Open /lab/raft/ as a new learner: (sim_id, cookie header)."""
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
-    try:
-        opener.open(base + "/lab/raft/")
-    except urllib.error.HTTPError as exc:
-        location = exc.headers["Location"]
-    else:  # pragma: no cover
-        raise RuntimeError("expected a redirect")
-    return location.rstrip("/").split("/")[-1], "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
 @dataclass

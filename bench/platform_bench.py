@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 import websockets  # noqa: E402
-from harness import ViewerStats, cpu_seconds, new_sim, percentile, viewer  # noqa: E402
+from harness import ViewerStats, cpu_seconds, percentile, viewer  # noqa: E402
 
 from webapp.runtime.launch import DaphneProcess, WorkerProcess  # noqa: E402
+from webapp.runtime.launch import open_new_sim as new_sim  # noqa: E402
 from webapp.runtime.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
 
 

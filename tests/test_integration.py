@@ -8,36 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
-from http.cookiejar import CookieJar
 
 import pytest
 import websockets
 
 import patterns
 from webapp.runtime import keys
+from webapp.runtime.launch import open_new_sim
 from webapp.runtime.driver import trim_view
 
 pytestmark = pytest.mark.integration
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def open_lab(base: str) -> tuple[str, str]:
-    """GET /lab/raft/ as a new learner: returns (sim_id, cookie header)."""
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
-    try:
-        opener.open(base + "/lab/raft/")
-        raise AssertionError("expected a redirect to the new simulation")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 302
-        location = exc.headers["Location"]
-    sim_id = location.rstrip("/").split("/")[-1]
-    return sim_id, "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
 class Client:
@@ -87,7 +67,7 @@ def connect(server, sim_id: str, cookie: str):
 async def test_command_in_frame_out_and_bad_input(clean_redis, start_worker, start_daphne):
     start_worker()
     server = start_daphne()
-    sim_id, cookie = open_lab(server.url)
+    sim_id, cookie = open_new_sim(server.url)
     async with connect(server, sim_id, cookie) as ws:
         client = Client(ws)
         assert (await client.next("hello"))["role"] == "owner"
@@ -110,7 +90,7 @@ async def test_command_in_frame_out_and_bad_input(clean_redis, start_worker, sta
 async def test_a_killed_worker_is_replaced_and_the_state_replayed(clean_redis, start_worker, start_daphne):
     workers = [start_worker(), start_worker()]
     server = start_daphne()
-    sim_id, cookie = open_lab(server.url)
+    sim_id, cookie = open_new_sim(server.url)
     async with connect(server, sim_id, cookie) as ws:
         client = Client(ws)
         await client.next("hello")

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import IO
 
 import redis as redis_lib
 
+from .procs import stop_processes
 from .redis_embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -50,13 +52,7 @@ class Child:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_processes([self.proc])
         self.log.close()
 
 
@@ -97,3 +93,23 @@ class DaphneProcess(Child):
                     raise self._fail("daphne exited") from None
                 time.sleep(0.1)
         raise self._fail("daphne did not start within 30 s")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def open_new_sim(base_url: str, kind: str = "raft") -> tuple[str, str]:
+    """GET /lab/KIND/ as a new learner would: returns (sim_id, Cookie header value)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
+    try:
+        opener.open(f"{base_url}/lab/{kind}/")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 302:
+            raise
+        location = exc.headers["Location"]
+    else:
+        raise RuntimeError(f"/lab/{kind}/ did not redirect to a new simulation")
+    return location.rstrip("/").split("/")[-1], "; ".join(f"{c.name}={c.value}" for c in jar)

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .procs import stop_processes
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -72,13 +74,8 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_processes([self.proc], timeout_s=5)
         self.proc = None
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -11,10 +11,10 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 
 from django.core.management.base import BaseCommand
 
+from webapp.runtime.procs import stop_on_signals, stop_processes
 from webapp.runtime.worker import EngineWorker
 
 
@@ -45,25 +45,10 @@ class Command(BaseCommand):
         if max_sims:
             cmd += ["--max-sims", str(max_sims)]
         children = [subprocess.Popen(cmd) for _ in range(workers)]
-        stopping = False
-
-        def stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        while not stopping:
+        stopping = stop_on_signals()
+        while not stopping.wait(0.5):
             for index, child in enumerate(children):
-                if child.poll() is not None and not stopping:
+                if child.poll() is not None and not stopping.is_set():
                     self.stderr.write(f"engine worker {child.pid} exited ({child.returncode}); starting another")
                     children[index] = subprocess.Popen(cmd)
-            time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_processes(children)

@@ -9,15 +9,14 @@ consecutive ports, all on the same Redis, to show how the lab scales out.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from webapp.runtime.procs import stop_on_signals, stop_processes
 from webapp.runtime.redis_embedded import EmbeddedRedis
 
 
@@ -51,32 +50,17 @@ class Command(BaseCommand):
                     cwd=settings.BASE_DIR,
                 )
             )
-        stopping = False
-
-        def stop(*_: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        stopping = stop_on_signals()
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         urls = ", ".join(f"http://{shown}:{port + i}/" for i in range(web))
         self.stdout.write(self.style.SUCCESS(f"Patterns Lab is running: open {urls}  (Ctrl-C stops it)"))
         try:
-            while not stopping:
+            while not stopping.wait(0.3):
                 if any(child.poll() is not None for child in children):
                     self.stderr.write("a lab process exited; stopping the rest")
                     break
-                time.sleep(0.3)
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            stop_processes(children)
             if redis is not None:
                 redis.stop()
             self.stdout.write("Patterns Lab stopped.")
