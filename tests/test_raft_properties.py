@@ -26,7 +26,7 @@ from raft_helpers import pending, repair, settle, state_json, view_json
 
 settings.register_profile(
     "raft-default",
-    max_examples=int(os.environ.get("RAFT_MAX_EXAMPLES", "600")),
+    max_examples=int(os.environ.get("RAFT_MAX_EXAMPLES", "500")),
     stateful_step_count=int(os.environ.get("RAFT_STEPS", "50")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -145,6 +145,32 @@ class RaftSchedules(RuleBasedStateMachine):
             self.eng.apply(cmd)
         else:
             self.rejected(cmd)
+        self.eng.advance(wait)
+
+    # -- faults aimed at the leader (a nemesis, as in Jepsen) -------------------------------------
+    @rule(wait=WAIT)
+    def crash_leader(self, wait):
+        leader = self.eng.leader()
+        if leader is not None:
+            self.eng.apply({"op": "crash", "node": leader})
+        self.eng.advance(wait)
+
+    @rule(companions=st.integers(0, 1), wait=WAIT)
+    def isolate_leader(self, companions, wait):
+        leader = self.eng.leader()
+        if leader is not None:
+            group = [leader] + [n for n in self.ids if n != leader][:companions]
+            self.eng.apply({"op": "partition", "groups": [group]})
+        self.eng.advance(wait)
+
+    @rule(mask=st.integers(1, 2**MAX_NODES - 1), wait=WAIT)
+    def cut_leader_off(self, mask, wait):
+        """Cut the leader's outgoing links to some followers: its entries reach only the others."""
+        leader = self.eng.leader()
+        if leader is not None:
+            for bit, node_id in enumerate(self.ids):
+                if node_id != leader and mask >> bit & 1:
+                    self.eng.apply({"op": "cut", "from": leader, "to": node_id})
         self.eng.advance(wait)
 
     # -- clients ----------------------------------------------------------------------------
