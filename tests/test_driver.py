@@ -80,3 +80,18 @@ def test_frames_are_serialized_once_and_trim_long_logs():
     assert len(leader["log"]) == LOG_IN_FRAME
     assert leader["log_offset"] + LOG_IN_FRAME == leader["commit_index"] >= 61
     assert not driver.wants_frame(1.0)  # nothing changed since
+
+
+def test_a_recovered_simulation_catches_up_on_the_wall_time_since_its_checkpoint():
+    driver = SimDriver(spec(speed=0.5), wall_s=0.0)
+    driver.tick(0.4)
+    fields = driver.checkpoint(epoch_ms=10_000.0)
+    assert fields["checkpoint_epoch_ms"] == "10000.0"
+    recovered = SimDriver(
+        spec(speed=0.5, now_ms=float(fields["now_ms"]), checkpoint_epoch_ms=10_000.0), wall_s=0.0, epoch_ms=12_000.0
+    )
+    assert recovered.engine.now == pytest.approx(driver.engine.now + 2000 * 0.5)  # no turning back the clock
+    paused = SimDriver(
+        spec(speed=0.5, paused=True, now_ms=float(fields["now_ms"]), checkpoint_epoch_ms=10_000.0), wall_s=0.0, epoch_ms=12_000.0
+    )
+    assert paused.engine.now == driver.engine.now  # a paused simulation stays where it was

@@ -24,6 +24,7 @@ MAX_SPEED = 1.0
 MAX_CATCH_UP_S = 0.5  # after a stall, virtual time does not leap more than this much wall time
 LOG_IN_FRAME = 40  # log entries per node sent in a frame; the rest stay in the engine
 KEEPALIVE_S = 10.0
+MAX_RECOVERY_CATCH_UP_S = 60.0  # a sim recovered later than this resumes where it was, plus a minute
 
 
 @dataclass
@@ -37,10 +38,14 @@ class SimSpec:
     paused: bool = False
     now_ms: float = 0.0
     epoch: int = 1
+    checkpoint_epoch_ms: float | None = None  # wall clock (ms since the epoch) of the checkpoint
 
 
 class SimDriver:
-    def __init__(self, spec: SimSpec, *, wall_s: float) -> None:
+    def __init__(self, spec: SimSpec, *, wall_s: float, epoch_ms: float | None = None) -> None:
+        """Rebuild a run from its spec. With ``epoch_ms`` (the wall clock now), a
+        running simulation also catches up on the wall time since its checkpoint,
+        so a worker's death does not turn its clock back."""
         self.sim_id = spec.sim_id
         self.kind = spec.kind
         self.params = dict(spec.params)
@@ -54,6 +59,9 @@ class SimDriver:
             {"kind": spec.kind, "seed": spec.seed, "params": spec.params, "log": spec.log},
             until_ms=max(spec.now_ms, spec.log[-1]["at_ms"] if spec.log else 0.0),
         )
+        if epoch_ms is not None and spec.checkpoint_epoch_ms is not None and not self.paused:
+            missed_s = min(max(epoch_ms - spec.checkpoint_epoch_ms, 0.0) / 1000.0, MAX_RECOVERY_CATCH_UP_S)
+            self.engine.advance(missed_s * 1000.0 * self.speed)
         for item in spec.log:
             if item.get("rid"):
                 self.rids[item["rid"]] = None
@@ -140,9 +148,12 @@ class SimDriver:
         )
         return self.seq, text
 
-    def checkpoint(self) -> dict[str, str]:
-        """The fields of the simulation's Redis hash that change while it runs."""
+    def checkpoint(self, epoch_ms: float | None = None) -> dict[str, str]:
+        """The fields of the simulation's Redis hash that change while it runs;
+        with ``epoch_ms``, also the wall clock they were taken at."""
+        fields = {"checkpoint_epoch_ms": repr(epoch_ms)} if epoch_ms is not None else {}
         return {
+            **fields,
             "now_ms": repr(self.engine.now),
             "speed": repr(self.speed),
             "paused": "1" if self.paused else "0",

@@ -25,6 +25,7 @@ async def load_spec(redis: aioredis.Redis, sim_id: str) -> SimSpec | None:
         paused=meta.get("paused", "0") == "1",
         now_ms=float(meta.get("now_ms", "0")),
         epoch=int(meta.get("epoch", "1")),
+        checkpoint_epoch_ms=float(meta["checkpoint_epoch_ms"]) if meta.get("checkpoint_epoch_ms") else None,
     )
 
 

@@ -164,7 +164,7 @@ class EngineWorker:
             await self._reply(message, ok=False, error="this simulation no longer exists; start a new one")
             return None
         started = time.perf_counter()
-        driver = await asyncio.to_thread(SimDriver, spec, wall_s=time.monotonic())
+        driver = await asyncio.to_thread(SimDriver, spec, wall_s=time.monotonic(), epoch_ms=time.time() * 1000.0)
         driver.seq = int(time.time() * 1000)  # frame numbers keep rising across workers
         self.sims[sim_id] = driver
         log.info(
@@ -187,7 +187,7 @@ class EngineWorker:
             await self._reply(message, ok=False, error="the engine hit an internal error on that command; it was not applied")
             return
         if entry is not None:
-            await store.append_log(self.redis, driver.sim_id, entry, driver.checkpoint())
+            await store.append_log(self.redis, driver.sim_id, entry, _checkpoint(driver))
         await self._reply(message, ok=True, result=result)
         await self._show_now(driver)
 
@@ -205,12 +205,12 @@ class EngineWorker:
             result = {"ran": driver.step(), "now": driver.engine.now}
         elif action == "reset":
             driver.reset(message.get("seed"), wall)
-            await store.reset_log(self.redis, driver.sim_id, driver.checkpoint())
+            await store.reset_log(self.redis, driver.sim_id, _checkpoint(driver))
             result = {"seed": driver.seed}
         else:
             await self._reply(message, ok=False, error=f"unknown control {action!r}")
             return
-        await self.redis.hset(keys.meta_key(driver.sim_id), mapping=driver.checkpoint())
+        await self.redis.hset(keys.meta_key(driver.sim_id), mapping=_checkpoint(driver))
         await self._reply(message, ok=True, result=result)
         await self._show_now(driver)
 
@@ -284,11 +284,12 @@ class EngineWorker:
         sim_ids = list(self.sims)
         if not sim_ids:
             return
+        epoch_ms = time.time() * 1000.0
         async with self.redis.pipeline(transaction=False) as pipe:
             for sim_id in sim_ids:
                 await self.renew(keys=[keys.lease_key(sim_id)], args=[self.channel, keys.LEASE_MS], client=pipe)
                 pipe.exists(keys.watched_key(sim_id))
-                pipe.hset(keys.meta_key(sim_id), mapping=self.sims[sim_id].checkpoint())
+                pipe.hset(keys.meta_key(sim_id), mapping=self.sims[sim_id].checkpoint(epoch_ms))
             results = await pipe.execute()
         now = time.monotonic()
         for index, sim_id in enumerate(sim_ids):
@@ -309,7 +310,7 @@ class EngineWorker:
         driver = self.sims.pop(sim_id, None)
         self.unwatched_since.pop(sim_id, None)
         if driver is not None:
-            await self.redis.hset(keys.meta_key(sim_id), mapping=driver.checkpoint())
+            await self.redis.hset(keys.meta_key(sim_id), mapping=_checkpoint(driver))
         if release:
             await self.release(keys=[keys.lease_key(sim_id)], args=[self.channel])
 
@@ -319,3 +320,7 @@ class EngineWorker:
                 await self._drop(sim_id, release=True)
             except Exception:
                 log.exception("could not park %s", sim_id)
+
+
+def _checkpoint(driver: SimDriver) -> dict[str, str]:
+    return driver.checkpoint(time.time() * 1000.0)
