@@ -17,10 +17,12 @@ from typing import Any
 
 from .engine import Engine
 from .errors import InvalidCommand, InvalidParameter, PatternsError, UnknownKind
+from .load_balancer.engine import LoadBalancerEngine
 from .raft.engine import RaftEngine
 
 _REGISTRY: dict[str, type[Engine]] = {
     RaftEngine.kind: RaftEngine,
+    LoadBalancerEngine.kind: LoadBalancerEngine,
 }
 
 __all__ = [

@@ -531,4 +531,11 @@ class RaftAdapter(KindAdapter):
         return False, f"{node.id} is {args[1]}"
 
 
-ADAPTERS: dict[str, type[KindAdapter]] = {"raft": RaftAdapter}
+def _load_balancer_adapter() -> KindAdapter:
+    # Imported on first use: the adapter module imports this one.
+    from .load_balancer.scenario_adapter import LoadBalancerAdapter
+
+    return LoadBalancerAdapter()
+
+
+ADAPTERS: dict[str, Callable[[], KindAdapter]] = {"raft": RaftAdapter, "load_balancer": _load_balancer_adapter}

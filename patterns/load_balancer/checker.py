@@ -1,0 +1,126 @@
+"""The load balancer's invariants, checked from outside the node code.
+
+- no_forward_to_ejected: when a balancer forwards a request, the backend is in
+  its pool and its own health table says healthy (read at that instant).
+- capacity: a backend never serves more jobs at once than its capacity.
+- single_vip: at most one live balancer holds the VIP. This one breaks under a
+  partition between the balancers (split brain): that is a lesson, not a bug.
+- exactly_once: every request the clients sent ends exactly once, ok or error;
+  none ends twice and none is still open after its timeout.
+
+A report keeps the first moment each distinct problem was seen (at most 50 per
+invariant). ``summary()`` is what the page shows: red once broken, with the
+first detail; ``now_ok`` says whether it holds at this moment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import BackendNode
+    from .balancer import BalancerNode
+
+INVARIANTS = {
+    "no_forward_to_ejected": "No request is forwarded to a backend the balancer has ejected",
+    "capacity": "A backend never serves more requests at once than its capacity",
+    "single_vip": "At most one balancer holds the virtual IP",
+    "exactly_once": "Every request ends exactly once (ok or error)",
+}
+MAX_REPORTS = 50
+SLACK_MS = 1e-6
+
+
+class LoadBalancerChecker:
+    def __init__(self, balancers: dict[str, BalancerNode], backends: dict[str, BackendNode], timeout_ms: float) -> None:
+        self.balancers = balancers
+        self.backends = backends
+        self.timeout_ms = timeout_ms
+        self.now = 0.0
+        self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in INVARIANTS}
+        self.open: dict[int, float] = {}  # request id -> deadline, in sending order
+        self.last_sent = 0
+        self.completed = 0
+        self.vip_holders: list[str] = []
+        self.split_since: float | None = None
+
+    # -- reporting ---------------------------------------------------------------------
+    def _report(self, invariant: str, message: str) -> None:
+        reports = self.reports[invariant]
+        if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
+            reports.append(
+                {"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(self.now, 3)}
+            )
+
+    def violations(self) -> list[dict[str, Any]]:
+        return [report for key in INVARIANTS for report in self.reports[key]]
+
+    def summary(self) -> list[dict[str, Any]]:
+        out = []
+        for key, title in INVARIANTS.items():
+            reports = self.reports[key]
+            now_ok = len(self.vip_holders) <= 1 if key == "single_vip" else not reports
+            out.append(
+                {
+                    "id": key,
+                    "title": title,
+                    "ok": not reports,
+                    "now_ok": now_ok,
+                    "count": len(reports),
+                    "detail": reports[0]["message"] if reports else "",
+                }
+            )
+        return out
+
+    # -- facts -------------------------------------------------------------------------------
+    def on_forward(self, balancer_id: str, backend: str) -> None:
+        balancer = self.balancers[balancer_id]
+        if backend not in balancer.cfg.pool or backend not in self.backends:
+            self._report("no_forward_to_ejected", f"{balancer_id} forwarded a request to {backend}, which is not in its pool")
+            return
+        state = balancer.health.get(backend)
+        if state is None or not state.healthy:
+            self._report(
+                "no_forward_to_ejected", f"{balancer_id} forwarded a request to {backend}, which it had ejected"
+            )
+
+    def on_started(self, backend: str, active: int) -> None:
+        capacity = self.backends[backend].spec.capacity
+        if active > capacity:
+            self._report("capacity", f"{backend} served {active} requests at once; its capacity is {capacity}")
+
+    def on_sent(self, req: int) -> None:
+        if req <= self.last_sent:
+            self._report("exactly_once", f"request #{req} was sent twice")
+        self.last_sent = max(self.last_sent, req)
+        self.open[req] = self.now + self.timeout_ms
+
+    def on_done(self, req: int) -> None:
+        if self.open.pop(req, None) is None:
+            if req <= self.last_sent:
+                self._report("exactly_once", f"request #{req} ended twice")
+            else:
+                self._report("exactly_once", f"request #{req} ended but was never sent")
+            return
+        self.completed += 1
+
+    def on_vip_change(self) -> None:
+        holders = [b.id for b in self.balancers.values() if b.holds_vip]
+        self.vip_holders = holders
+        if len(holders) > 1:
+            if self.split_since is None:
+                self.split_since = self.now
+                self._report(
+                    "single_vip",
+                    f"{' and '.join(holders)} both hold the VIP from {self.now / 1000:.3f} s (split brain)",
+                )
+        else:
+            self.split_since = None
+
+    # -- between events -----------------------------------------------------------------------
+    def check(self, now: float) -> None:
+        self.now = now
+        for req, deadline in self.open.items():
+            if deadline + SLACK_MS < now:
+                self._report("exactly_once", f"request #{req} never ended: still open after its timeout")
+            break  # deadlines come in sending order; the oldest is enough
