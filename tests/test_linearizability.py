@@ -255,3 +255,42 @@ def small_histories(draw):
 @given(small_histories())
 def test_agrees_with_brute_force(ops):
     assert check_operations(ops).ok == brute_force(ops)
+
+
+# -- on real engine histories ------------------------------------------------------------------
+
+
+def engine_history(seed: int) -> list[dict]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from raft_helpers import new_engine, random_schedule, repair, run_schedule, settle
+
+    eng = new_engine(seed, nodes=5, clients=3)
+    run_schedule(eng, random_schedule(seed, list(eng.nodes), 3, 150))
+    repair(eng)
+    assert settle(eng)
+    return eng.history
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_engine_histories_pass_and_corrupted_ones_fail(seed):
+    history = engine_history(seed)
+    assert check_history(history).ok
+    gets = [r for r in history if r["op"] == "get" and r["status"] == "ok"]
+    assert gets
+    # A read of a value nobody wrote.
+    corrupted = [dict(r) for r in history]
+    victim = next(r for r in corrupted if r["id"] == gets[-1]["id"])
+    victim["result"] = "never written"
+    result = check_history(corrupted)
+    assert not result.ok and result.key == victim["key"]
+    # A read that returns the initial value after a completed write to its key.
+    puts = [r for r in history if r["op"] == "put" and r["status"] == "ok"]
+    late = [g for g in gets if any(p["key"] == g["key"] and p["complete"] < g["invoke"] for p in puts)]
+    assert late
+    corrupted = [dict(r) for r in history]
+    victim = next(r for r in corrupted if r["id"] == late[-1]["id"])
+    victim["result"] = None
+    assert not check_history(corrupted).ok

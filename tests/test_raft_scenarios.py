@@ -283,3 +283,11 @@ def test_script_errors_are_not_output(tmp_path: Path) -> None:
     path.write_text("advance 10\n----\n")
     with pytest.raises(ScenarioError, match="first command must be 'create'"):
         run_file(path)
+
+
+def test_until_reports_a_condition_not_reached(tmp_path: Path) -> None:
+    path = tmp_path / "until.txt"
+    path.write_text("create raft seed=3 nodes=3\n----\nok\n\nuntil leader n2 within=50\n----\n\n")
+    run = run_file(path, rewrite=True)
+    assert run.steps[1].output == "now=50.000 not reached within 50 ms: n2 is leader"
+    assert run.engine.now == 50.0
