@@ -111,6 +111,43 @@
     return items.slice(0, -1).join(', ') + ' and ' + items[items.length - 1];
   }
 
+  /** A node keeps its colour (.c-0 .. .c-7 in lab.css) for the whole run: n1/b1 -> 0, n2/b2 -> 1, ... */
+  function nodeColour(id) {
+    var n = parseInt(String(id).replace(/\D+/g, ''), 10);
+    return ((isFinite(n) && n > 0 ? n : 1) - 1) % 8;
+  }
+
+  /** Horizontal bars in `list` (a <ul class="bars">), one row per id: name, track, text.
+   *  Rows are rebuilt only when the ids change; returns {id: li}. Fill one with setBar(). */
+  function barList(list, ids) {
+    var wanted = ids.join(',');
+    if (list.getAttribute('data-ids') !== wanted) {
+      list.replaceChildren();
+      ids.forEach(function (id) {
+        var li = html('li', { class: 'bar-row', 'data-bar-node': id });
+        var name = html('span', { class: 'bar-name' });
+        name.appendChild(html('span', { class: 'bar-swatch bg-c-' + nodeColour(id), 'aria-hidden': 'true' }));
+        name.appendChild(document.createTextNode(id));
+        var track = html('span', { class: 'bar-track', 'aria-hidden': 'true' });
+        track.appendChild(html('span', { class: 'bar-fill bg-c-' + nodeColour(id) }));
+        li.appendChild(name);
+        li.appendChild(track);
+        li.appendChild(html('span', { class: 'bar-text' }));
+        list.appendChild(li);
+      });
+      list.setAttribute('data-ids', wanted);
+    }
+    var rows = {};
+    Array.prototype.forEach.call(list.children, function (li) { rows[li.getAttribute('data-bar-node')] = li; });
+    return rows;
+  }
+
+  function setBar(li, fraction, text, value) {
+    li.querySelector('.bar-fill').style.width = (100 * Math.max(0, Math.min(1, fraction || 0))).toFixed(1) + '%';
+    setText(li.querySelector('.bar-text'), text);
+    setAttr(li, 'data-value', value);
+  }
+
   function isTypingTarget(target) {
     if (!target || !target.closest) return false;
     if (target.isContentEditable) return true;
@@ -179,7 +216,8 @@
 
   /** Messages in flight, drawn between their endpoints by interpolating send_ms..deliver_ms.
    *
-   *   position(id) -> {x, y, r} or null    where an endpoint is (r: keep this far from its centre)
+   *   position(id) -> {x, y, r} or null    where an endpoint is (r: keep this far from its centre;
+   *                                        or hw, hh: the half width and height of a box to start at its edge)
    *   build(msg, g)                        draw the message's shape into g (centred on 0,0)
    *   lane                                 sideways offset so a reply does not hide its request
    */
@@ -224,11 +262,22 @@
     var len = Math.hypot(dx, dy) || 1;
     var ux = dx / len, uy = dy / len;
     var nx = -uy * this.lane, ny = ux * this.lane;
+    var ra = edgeDistance(a, ux, uy), rb = edgeDistance(b, ux, uy);
     return {
-      x0: a.x + ux * (a.r || 0) + nx, y0: a.y + uy * (a.r || 0) + ny,
-      x1: b.x - ux * (b.r || 0) + nx, y1: b.y - uy * (b.r || 0) + ny,
+      x0: a.x + ux * ra + nx, y0: a.y + uy * ra + ny,
+      x1: b.x - ux * rb + nx, y1: b.y - uy * rb + ny,
     };
   };
+
+  /** How far from an endpoint's centre its edge is, going in direction (ux, uy). */
+  function edgeDistance(p, ux, uy) {
+    if (p.hw != null) {
+      var tx = Math.abs(ux) > 1e-6 ? p.hw / Math.abs(ux) : Infinity;
+      var ty = Math.abs(uy) > 1e-6 ? p.hh / Math.abs(uy) : Infinity;
+      return Math.min(tx, ty) + 3;
+    }
+    return p.r || 0;
+  }
 
   MessageLayer.prototype.draw = function (now) {
     this.entries.forEach(function (entry) {
@@ -925,6 +974,7 @@
       $: $, svg: svg, html: html, clear: clear, setAttr: setAttr, setText: setText,
       fmtTime: fmtTime, fmtShortTime: fmtShortTime, fmtMs: fmtMs, fmtPct: fmtPct,
       speedLabel: speedLabel, nodeOrder: nodeOrder, listText: listText, isTypingTarget: isTypingTarget,
+      nodeColour: nodeColour, barList: barList, setBar: setBar,
     },
   };
 })(window);
