@@ -155,10 +155,12 @@
     var opts = this.opts;
     var data = this.data;
 
-    // x: the latest windowMs of virtual time; a young run fills the width (at least 5 s shown)
-    var tMax = rows.length ? rows[rows.length - 1].t : 0;
-    var span = rows.length ? Math.max(tMax - rows[0].t, Math.min(this.windowMs, 5000)) : this.windowMs;
-    var tMin = tMax - Math.min(span, this.windowMs);
+    // x: the latest windowMs of virtual time. A young run draws from the left edge and
+    // grows to the right, over at least 5 s, until it fills the window and scrolls.
+    var tLast = rows.length ? rows[rows.length - 1].t : 0;
+    var tFirst = rows.length ? rows[0].t : 0;
+    var tMin = Math.max(tFirst, tLast - this.windowMs);
+    var tMax = Math.max(tLast, tMin + Math.min(this.windowMs, 5000));
     var visible = rows.filter(function (r) { return r.t >= tMin; });
     if (visible.length < rows.length && rows.length) {
       // keep the point just before the window so lines reach the left edge
@@ -227,7 +229,7 @@
       line.path.style.display = d ? '' : 'none';
       if (lastV != null) {
         line.dot.style.display = '';
-        line.dot.setAttribute('cx', x(tMax).toFixed(1));
+        line.dot.setAttribute('cx', x(tLast).toFixed(1));
         line.dot.setAttribute('cy', y(lastV).toFixed(1));
       } else {
         line.dot.style.display = 'none';
@@ -245,7 +247,7 @@
         summaries.push(text);
       }
     });
-    var shownS = Math.round(Math.min(this.windowMs, Math.max(0, tMax - (rows.length ? rows[0].t : 0))) / 1000);
+    var shownS = Math.round(Math.min(this.windowMs, Math.max(0, tLast - tFirst)) / 1000);
     this.empty.setAttribute('x', pad.l + pw / 2);
     this.empty.setAttribute('y', pad.t + ph / 2);
     setText(this.empty, summaries.length ? '' : 'No data yet');

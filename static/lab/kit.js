@@ -518,8 +518,11 @@
       var li = html('li', { class: 'event event-' + e.kind, 'data-kind': e.kind, 'data-seq': e.seq });
       if (e.node) li.setAttribute('data-node', e.node);
       li.appendChild(html('span', { class: 'event-time' }, fmtShortTime(e.at_ms)));
-      li.appendChild(html('span', { class: 'event-kind' }, e.kind));
-      li.appendChild(html('span', { class: 'event-text' }, e.text));
+      var body = html('span', { class: 'event-body' });
+      body.appendChild(html('span', { class: 'event-kind' }, e.kind));
+      body.appendChild(document.createTextNode(' '));
+      body.appendChild(html('span', { class: 'event-text' }, e.text));
+      li.appendChild(body);
       if (narrate) narrate(e, li);
       if (hidden.indexOf(e.kind) >= 0) li.hidden = true;
       list.insertBefore(li, list.firstChild);
