@@ -162,8 +162,9 @@
     var state = svg('text', { class: 'be-state', x: dense ? 82 : 24, y: dense ? h / 2 + 7 : 62 }, g);
     var weight = svg('text', { class: 'be-weight', x: W - 10, y: dense ? 16 : 26, 'text-anchor': 'end' }, g);
     var slow = svg('g', { class: 'be-slow' }, g);
-    svg('rect', { x: dense ? 150 : 90, y: dense ? h / 2 - 13 : 12, width: 72, height: 28, rx: 14 }, slow);
-    var slowText = svg('text', { x: (dense ? 150 : 90) + 36, y: dense ? h / 2 + 7 : 32, 'text-anchor': 'middle' }, slow);
+    var slowX = dense ? 140 : 86;
+    svg('rect', { x: slowX, y: dense ? h / 2 - 14 : 11, width: 96, height: 30, rx: 15 }, slow);
+    var slowText = svg('text', { x: slowX + 48, y: dense ? h / 2 + 6 : 32, 'text-anchor': 'middle' }, slow);
     // one slot per unit of capacity: filled while a request is in service
     var cap = Math.max(1, b.capacity || 1);
     var slotsX = dense ? 232 : 24, slotsW = W - slotsX - 12;
