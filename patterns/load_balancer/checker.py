@@ -5,6 +5,12 @@
 - capacity: a backend never serves more jobs at once than its capacity.
 - single_vip: at most one live balancer holds the VIP. This one breaks under a
   partition between the balancers (split brain): that is a lesson, not a bug.
+  Two standbys whose takeover timers fire within one network latency of each
+  other both become active until the next heartbeat, when the lower priority
+  steps down (VRRP behaves the same). Such an overlap is shown at once
+  (``now_ok`` and the engine's warnings) but is recorded as a violation only
+  when it lasts longer than ``grace_ms`` (two heartbeats): by then each side
+  has sent a heartbeat the other did not hear.
 - exactly_once: every request the clients sent ends exactly once, ok or error;
   none ends twice and none is still open after its timeout.
 
@@ -32,10 +38,18 @@ SLACK_MS = 1e-6
 
 
 class LoadBalancerChecker:
-    def __init__(self, balancers: dict[str, BalancerNode], backends: dict[str, BackendNode], timeout_ms: float) -> None:
+    def __init__(
+        self,
+        balancers: dict[str, BalancerNode],
+        backends: dict[str, BackendNode],
+        *,
+        timeout_ms: float,
+        grace_ms: float,
+    ) -> None:
         self.balancers = balancers
         self.backends = backends
         self.timeout_ms = timeout_ms
+        self.grace_ms = grace_ms
         self.now = 0.0
         self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in INVARIANTS}
         self.open: dict[int, float] = {}  # request id -> deadline, in sending order
@@ -43,14 +57,14 @@ class LoadBalancerChecker:
         self.completed = 0
         self.vip_holders: list[str] = []
         self.split_since: float | None = None
+        self.split_holders: list[str] = []
 
     # -- reporting ---------------------------------------------------------------------
-    def _report(self, invariant: str, message: str) -> None:
+    def _report(self, invariant: str, message: str, at_ms: float | None = None) -> None:
         reports = self.reports[invariant]
         if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
-            reports.append(
-                {"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(self.now, 3)}
-            )
+            at = self.now if at_ms is None else at_ms
+            reports.append({"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(at, 3)})
 
     def violations(self) -> list[dict[str, Any]]:
         return [report for key in INVARIANTS for report in self.reports[key]]
@@ -106,20 +120,29 @@ class LoadBalancerChecker:
 
     def on_vip_change(self) -> None:
         holders = [b.id for b in self.balancers.values() if b.holds_vip]
-        self.vip_holders = holders
         if len(holders) > 1:
             if self.split_since is None:
                 self.split_since = self.now
-                self._report(
-                    "single_vip",
-                    f"{' and '.join(holders)} both hold the VIP from {self.now / 1000:.3f} s (split brain)",
-                )
+                self.split_holders = holders
         else:
+            self._check_split(self.now)
             self.split_since = None
+        self.vip_holders = holders
+
+    def _check_split(self, now: float) -> None:
+        since = self.split_since
+        if since is not None and now - since > self.grace_ms:
+            self._report(
+                "single_vip",
+                f"{' and '.join(self.split_holders)} both held the VIP from {since / 1000:.3f} s, "
+                f"longer than {self.grace_ms:g} ms (split brain)",
+                at_ms=since + self.grace_ms,
+            )
 
     # -- between events -----------------------------------------------------------------------
     def check(self, now: float) -> None:
         self.now = now
+        self._check_split(now)
         for req, deadline in self.open.items():
             if deadline + SLACK_MS < now:
                 self._report("exactly_once", f"request #{req} never ended: still open after its timeout")

@@ -198,7 +198,7 @@ class LoadBalancerEngine(ClusterEngine):
                 dead_after=dead_after,
             )
             self.balancers[lb_id] = self.add_node(lb_id, lambda host, c=config: BalancerNode(host, c))  # type: ignore[assignment]
-        self.checker = LoadBalancerChecker(self.balancers, self.backends, timeout)
+        self.checker = LoadBalancerChecker(self.balancers, self.backends, timeout_ms=timeout, grace_ms=2 * heartbeat)
         self.vip_owner: str | None = None  # where the switch sends VIP traffic
         self.vip_dead_since: float | None = None  # when the balancer the switch points at died
         # Observation: nothing below feeds back into the run.
