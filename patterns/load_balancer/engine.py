@@ -89,11 +89,13 @@ def _message_info(msg: Message) -> dict[str, Any]:
     if kind == "Request":
         return {"req": body["req"]}
     if kind == "Forward":
-        return {"req": body["req"], "client": body["client"]}
+        return {"req": body["req"], "client": body["client"], "conn": body["conn"]}
     if kind == "Response":
         info: dict[str, Any] = {"status": body["status"]}
-        if "req" in body:
+        if "req" in body:  # balancer -> client
             info["req"] = body["req"]
+        else:  # backend -> balancer
+            info["conn"] = body["conn"]
         if body.get("why"):
             info["why"] = body["why"]
         return info
