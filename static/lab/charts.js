@@ -13,6 +13,7 @@
  *                                           // or columns {t: [...], rps: [...], ...}: then a
  *                                           // series reads value(row, columns) with row = {t, i}
  *   chart.setSeries([...]);                 // when the set of series changes (a node joined)
+ *   chart.setMarkers([{t, label}]);         // moments to mark with a labelled vertical line
  *
  * The figure comes from templates/lab/_kit/chart.html: a title, a legend (each
  * item shows its series' latest value), the plot, and a summary paragraph that
@@ -72,13 +73,14 @@
     }, this.plot);
     this.gGrid = svg('g', { class: 'chart-grid' }, this.svg);
     this.gAxes = svg('g', { class: 'chart-axes' }, this.svg);
+    this.gMarkers = svg('g', { class: 'chart-markers' }, this.svg);
     this.gLines = svg('g', { class: 'chart-lines' }, this.svg);
     this.empty = svg('text', { class: 'chart-empty', 'text-anchor': 'middle' }, this.svg);
     this.rows = [];
     this.data = null;
     this.lines = new Map(); // key -> {path, dot, legendItem, valueEl}
     this.series = [];
-    this.size = { w: 0, h: 0 };
+    this.markers = [];
     this.setSeries(this.opts.series || []);
     var self = this;
     if (global.ResizeObserver) {
@@ -117,6 +119,14 @@
       }
       self.lines.set(s.key, { path: path, dot: dot, item: item, valueEl: valueEl });
     });
+    this.render();
+  };
+
+  TimeSeries.prototype.setMarkers = function (markers) {
+    var sig = markers.map(function (m) { return m.t + ':' + m.label; }).join('|');
+    if (sig === this.markerSig) return;
+    this.markerSig = sig;
+    this.markers = markers;
     this.render();
   };
 
@@ -204,6 +214,23 @@
       var tl = svg('text', { class: 'chart-tick', x: xx, y: pad.t + ph + f * 1.45, 'text-anchor': 'middle' }, axes);
       tl.textContent = trimNumber(t / 1000) + ' s';
     }
+
+    // markers: the latest few inside the window, labels stacked so that neighbours do not collide
+    var gm = this.gMarkers;
+    gm.replaceChildren();
+    var shown = this.markers.filter(function (mk) { return mk.t >= tMin && mk.t <= tMax; }).slice(-4);
+    var rowsUsed = [];
+    shown.forEach(function (mk) {
+      var mx = x(mk.t);
+      svg('line', { class: 'chart-marker', x1: mx, x2: mx, y1: pad.t, y2: pad.t + ph }, gm);
+      var width = mk.label.length * f * 0.55 + 6;
+      var left = mx + width > pad.l + pw ? mx - width - 4 : mx + 4;
+      var row = 0;
+      while (rowsUsed[row] != null && rowsUsed[row] > left - 4) row += 1;
+      rowsUsed[row] = left + width;
+      var label = svg('text', { class: 'chart-marker-label', x: left.toFixed(1), y: (pad.t + f * (1 + 1.15 * row)).toFixed(1) }, gm);
+      label.textContent = mk.label;
+    });
 
     // lines
     var self = this;

@@ -6,6 +6,7 @@
  *     menu(id, lab) { return {title, facts, actions: [{action, label, cmd | run, disabled, danger}]}; },
  *     partitionIds(view) { return [...]; },   // who the partition picker offers (default: view.nodes)
  *     role(role) { ... },                 // after the role changed (owner | viewer)
+ *     marker(event) { return label; },    // events worth a vertical line on the charts (lab.markers)
  *   });
  *   lab.command({op: 'crash', node: 'n1'});   // resolves with the result, or undefined after an error is shown
  *   lab.bindNode(g, id);                       // make a drawn node focusable and open its menu
@@ -324,6 +325,8 @@
     this.statusTimer = null;
     this.fresh = false;
     this.menuActions = {};
+    this.markers = []; // [{t, label}] from the events the page's marker() picks, for the charts
+    this.markerSeq = 0;
     this.socket = new global.LabSocket(this.cfg.ws_path, { statusEl: $('conn-status') });
   }
 
@@ -390,7 +393,10 @@
     if (newEpoch) {
       this.resetNarration();
       this.keys = {};
+      this.markers = [];
+      this.markerSeq = 0;
     }
+    this.collectMarkers(view);
     setAttr(this.el, 'data-frame-seq', frame.seq);
     setAttr(this.el, 'data-epoch', frame.epoch);
     setAttr(this.el, 'data-paused', frame.paused ? 'true' : 'false');
@@ -403,6 +409,25 @@
     this.renderPartitionPicker(view);
     if (this.menuNode) this.updateMenu();
   };
+
+  Lab.prototype.collectMarkers = function (view) {
+    if (!this.page.marker) return;
+    var self = this;
+    (view.events || []).forEach(function (e) {
+      if (e.seq <= self.markerSeq) return;
+      self.markerSeq = e.seq;
+      var label = self.page.marker(e);
+      if (label) self.markers.push({ t: e.at_ms, label: label });
+    });
+    if (this.markers.length > 30) this.markers.splice(0, this.markers.length - 30);
+  };
+
+  /** An event's text up to its first ": ", " (" or "; ", at most `max` characters: a chart marker's label. */
+  function shortLabel(text, max) {
+    var cut = String(text).split(/: |; | \(/)[0];
+    max = max || 28;
+    return cut.length > max ? cut.slice(0, max - 1) + '…' : cut;
+  }
 
   Lab.prototype.tick = function () {
     if (!this.model.frame) return;
@@ -977,7 +1002,7 @@
       $: $, svg: svg, html: html, clear: clear, setAttr: setAttr, setText: setText,
       fmtTime: fmtTime, fmtShortTime: fmtShortTime, fmtMs: fmtMs, fmtPct: fmtPct,
       speedLabel: speedLabel, nodeOrder: nodeOrder, listText: listText, isTypingTarget: isTypingTarget,
-      nodeColour: nodeColour, barList: barList, setBar: setBar,
+      nodeColour: nodeColour, barList: barList, setBar: setBar, shortLabel: shortLabel,
     },
   };
 })(window);
