@@ -357,9 +357,11 @@
         value: function (r, d) { var c = d && d.active && d.active[id]; return c ? c[r.i] : null; },
       };
     }));
-    this.latency.update(data);
-    this.errors.update(data);
-    this.active.update(data);
+    var markers = this.lab.markers;
+    [this.latency, this.errors, this.active].forEach(function (chart) {
+      chart.setMarkers(markers);
+      chart.update(data);
+    });
   };
 
   Panels.prototype.renderBars = function (view) {
@@ -582,6 +584,15 @@
       drawing.messages.draw(now);
     },
     menu: nodeMenu,
+    marker: function (e) {
+      if (e.kind === 'config' && e.algorithm) return '→ ' + (ALGORITHM[e.algorithm] || e.algorithm);
+      var rate = /^clients now send ([\d.]+) requests/.exec(e.text);
+      if (rate) return rate[1] + ' req/s';
+      var takeover = /^(\S+) became active/.exec(e.text);
+      if (takeover) return takeover[1] + ' takes the VIP';
+      if (e.kind === 'fault' || e.kind === 'failover' || e.kind === 'config') return U.shortLabel(e.text.replace(/ is now /, ' '));
+      return null;
+    },
     partitionIds: function (view) {
       return (view.balancers || []).concat(view.backends || []).map(function (n) { return n.id; });
     },

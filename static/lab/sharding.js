@@ -454,6 +454,8 @@
         value: function (r) { var v = r.load && r.load[id]; return v == null ? null : v; },
       };
     }));
+    this.loadChart.setMarkers(this.lab.markers);
+    this.staleChart.setMarkers(this.lab.markers);
     this.loadChart.update(series);
     this.staleChart.update(series);
   };
@@ -497,7 +499,7 @@
     var rows = document.createDocumentFragment();
     if (!history.length) {
       var empty = html('tr', { class: 'history-empty' });
-      empty.appendChild(html('td', { colspan: 7 }, 'No client operations yet.'));
+      empty.appendChild(html('td', { colspan: 6 }, 'No client operations yet.'));
       rows.appendChild(empty);
     }
     for (var i = history.length - 1; i >= 0; i--) {
@@ -506,9 +508,10 @@
       var tr = html('tr', { class: 'op op-' + status + (r.stale ? ' op-stale' : ''), 'data-op-id': r.id, 'data-status': status, 'data-stale': r.stale ? 'true' : 'false' });
       tr.appendChild(html('td', null, String(r.id)));
       tr.appendChild(html('td', null, r.client || ''));
-      tr.appendChild(html('td', { class: 'op-what' }, r.op === 'put' ? 'put ' + r.key + '=' + r.value : r.op + ' ' + r.key));
-      tr.appendChild(html('td', { class: 'num' }, U.fmtShortTime(r.invoke)));
-      tr.appendChild(html('td', { class: 'num' }, r.complete == null ? '…' : U.fmtShortTime(r.complete)));
+      var what = html('td', { class: 'op-what' }, r.op === 'put' ? 'put ' + r.key + '=' + r.value : r.op + ' ' + r.key);
+      if (r.node) what.appendChild(html('span', { class: 'op-via' }, ' via ' + r.node));
+      tr.appendChild(what);
+      tr.appendChild(html('td', { class: 'num' }, U.fmtShortTime(r.invoke) + ' → ' + (r.complete == null ? '…' : U.fmtShortTime(r.complete))));
       var statusCell = html('td', { class: 'op-status' }, status + (r.node && status === 'pending' ? ' (at ' + r.node + ')' : ''));
       if (r.stale) statusCell.appendChild(html('span', { class: 'stale-badge', title: 'This read missed an acknowledged write' }, 'STALE'));
       tr.appendChild(statusCell);
@@ -521,8 +524,7 @@
       } else if (r.error) {
         result = String(r.error);
       }
-      var via = r.node ? ' via ' + r.node : '';
-      if (via) tr.title = r.op + ' ' + r.key + via + (r.acks ? ', acknowledged by ' + r.acks.join(', ') : '') + (r.replies ? ', answered by ' + r.replies.join(', ') : '');
+      if (r.acks || r.replies) tr.title = (r.acks ? 'acknowledged by ' + r.acks.join(', ') : '') + (r.replies ? 'answered by ' + r.replies.join(', ') : '');
       tr.appendChild(html('td', { class: 'op-result' }, result));
       rows.appendChild(tr);
     }
@@ -537,13 +539,19 @@
         : 'W + R > N now, but the quorums were smaller, or the placement was moving, when these reads ran.') : '');
   };
 
+  function fillSelect(select, values, first) {
+    var current = select.value;
+    var options = values.map(function (v) { return html('option', { value: v }, v); });
+    if (first) options.unshift(html('option', { value: '' }, first));
+    select.replaceChildren.apply(select, options);
+    if (current === '' || values.indexOf(current) >= 0) select.value = current;
+  }
+
   Panels.prototype.renderClientSelect = function (view) {
     var clients = view.clients || [];
-    if (!clients.length || !this.lab.changed('clients', clients)) return;
-    var select = $('client-id');
-    var current = select.value;
-    select.replaceChildren.apply(select, clients.map(function (c) { return html('option', { value: c }, c); }));
-    if (clients.indexOf(current) >= 0) select.value = current;
+    if (clients.length && this.lab.changed('clients', clients)) fillSelect($('client-id'), clients);
+    var members = view.members || (view.nodes || []).map(function (n) { return n.id; });
+    if (this.lab.changed('coordinators', members)) fillSelect($('client-via'), members, 'any node');
   };
 
   Panels.prototype.renderStats = function (view) {
@@ -631,9 +639,10 @@
         $('client-key').focus();
         return;
       }
-      var client = $('client-id').value || 'c1';
+      var cmd = { op: op, key: key, client: $('client-id').value || 'c1' };
+      if ($('client-via').value) cmd.via = $('client-via').value;
       if (op === 'get') {
-        lab.command({ op: 'get', key: key, client: client });
+        lab.command(cmd);
         return;
       }
       var raw = $('client-value').value.trim();
@@ -642,8 +651,8 @@
         $('client-value').focus();
         return;
       }
-      var value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : raw;
-      lab.command({ op: 'put', key: key, value: value, client: client });
+      cmd.value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : raw;
+      lab.command(cmd);
     }
     $('client-form').addEventListener('submit', function (event) { event.preventDefault(); clientRequest('put'); });
     $('btn-get').addEventListener('click', function () { clientRequest('get'); });
@@ -696,5 +705,11 @@
       drawing.messages.draw(now);
     },
     menu: nodeMenu,
+    marker: function (e) {
+      var quorum = /^quorums set to W = (\d+), R = (\d+)/.exec(e.text);
+      if (quorum) return 'W=' + quorum[1] + ' R=' + quorum[2];
+      if (e.kind === 'placement' || e.kind === 'load' || e.kind === 'fault' || e.kind === 'stale') return U.shortLabel(e.text, 24);
+      return null;
+    },
   });
 })();
