@@ -277,3 +277,133 @@ def test_sharding_modulo_moves_most_keys_and_small_quorums_warn(server, new_page
     expect(page.locator("#quorum-note")).to_contain_text("W + R = 2 ≤ 3 replicas")
     expect(page.locator("#layer-center")).to_contain_text("W = 1, R = 1")
     assert_invariants_ok(page)
+
+
+def test_sharding_a_stale_read_is_marked_and_explained(server, new_page):
+    """W = R = 1 with a replica cut off: a write through it is acknowledged, a read elsewhere misses it."""
+    page = new_page()
+    open_from_catalog(page, server.url, "Sharded key-value store", "sharding")
+    set_speed_1x(page)
+    page.get_by_role("button", name="Load keys").click()
+    expect(page.locator("#stat-keys .stat-value")).to_have_text("200")
+
+    def client(op: str, key: str, *, value: str = "", via: str = "", who: str = "c1") -> None:
+        page.locator("#client-id").select_option(who)
+        page.locator("#client-via").select_option(via)
+        page.locator("#client-key").fill(key)
+        if op == "put":
+            page.locator("#client-value").fill(value)
+            page.get_by_role("button", name="Put", exact=True).click()
+        else:
+            page.get_by_role("button", name="Get", exact=True).click()
+
+    def last_op():
+        return page.evaluate("window.lab.model.view.history.at(-1) || null")
+
+    # W = 3 first: the put's acknowledgements name the key's three replicas.
+    page.locator("#quorum-w").select_option("3")
+    page.locator("#quorum-r").select_option("1")
+    page.get_by_role("button", name="Set quorum").click()
+    expect(page.locator("#layer-center")).to_contain_text("W = 3, R = 1")
+    client("put", "k0001", value="1")
+    page.wait_for_function("() => { const h = window.lab.model.view.history.at(-1); return h && h.status === 'ok'; }", timeout=SIM_MS)
+    replicas = last_op()["acks"]
+    assert len(replicas) == 3, replicas
+    cut_off = replicas[0]
+
+    # W = R = 1, and that replica alone on side B of a partition.
+    page.locator("#quorum-w").select_option("1")
+    page.get_by_role("button", name="Set quorum").click()
+    expect(page.locator("#quorum-note")).to_contain_text("W + R = 2 ≤ 3 replicas")
+    page.locator(f"#side-b-{cut_off}").check()
+    page.get_by_role("button", name="Partition", exact=True).click()
+    expect(page.locator("#network-state")).to_have_attribute("data-partitioned", "true")
+
+    # A write through the cut-off replica is acknowledged by it alone ...
+    client("put", "k0001", value="2", via=cut_off)
+    row = page.locator("#history tbody tr[data-status]", has_text="put k0001=2")
+    expect(row).to_have_attribute("data-status", "ok", timeout=SIM_MS)
+    expect(row.locator(".op-via")).to_have_text(f" via {cut_off}")
+    # ... and a read through another node misses it.
+    other = next(n for n in ("n1", "n2", "n3", "n4", "n5") if n != cut_off)
+    client("get", "k0001", via=other, who="c2")
+    stale = page.locator('#history tbody tr[data-stale="true"]')
+    expect(stale).to_have_count(1, timeout=SIM_MS)
+    expect(stale.locator(".op-what")).to_contain_text("get k0001")
+    expect(stale.locator(".stale-badge")).to_have_text("STALE")
+    expect(stale.locator(".op-result")).to_contain_text(re.compile(r"^1 · v\d+"))
+    expect(page.locator("#stale-note")).to_be_visible()
+    expect(page.locator("#stale-note")).to_contain_text("1 stale read below")
+    expect(page.locator("#stale-note")).to_contain_text("W + R ≤ 3 replicas")
+    expect(narration(page, "stale", r"^c2's get k0001 returned version .* the read quorum missed the newest copy")).to_have_count(1)
+    expect(page.locator("#stat-stale .stat-value")).to_have_text("1")
+    expect(page.locator("#stat-stale")).to_have_attribute("data-level", "bad")
+    page.wait_for_function(
+        "() => { const li = document.querySelector('#chart-stale .chart-legend li[data-series=\"stale\"]');"
+        " return li && Number(li.dataset.value) >= 1; }"
+    )
+    # The quorum invariant only promises fresh reads when R + W > N: it still holds.
+    assert_invariants_ok(page)
+    page.evaluate("document.getElementById('client-title').scrollIntoView()")
+    screenshot(page, "sharding-stale-read.png")
+
+
+def test_keyboard_menus_and_read_only_viewers_on_both_labs(server, new_page):
+    for kind, title, first, action, controls in (
+        ("sharding", "Sharded key-value store", "n1", "Crash n1",
+         ("#btn-add-node", "#btn-load", "#btn-quorum", "#btn-hot-key", "#strategy-modulo", "#btn-put", "#btn-pause", "#btn-heal")),
+        ("load_balancer", "Load balancer", "lb1", "Crash lb1",
+         ("#btn-add-backend", "#algorithm-least_connections", "#traffic-rate", "#btn-slow", "#btn-health", "#btn-pause", "#btn-heal")),
+    ):
+        owner = new_page()
+        open_from_catalog(owner, server.url, title, kind)
+
+        # Keyboard: Tab reaches the drawing's nodes, arrows move between them, Enter opens the menu.
+        drawn = owner.locator("#ring [data-node-id][role=button]")
+        assert drawn.count() >= 5
+        for i in range(drawn.count()):
+            item = drawn.nth(i)
+            assert item.get_attribute("aria-label"), item.get_attribute("data-node-id")
+            assert item.get_attribute("data-alive") in ("true", "false")
+            assert item.get_attribute("data-state")
+        node(owner, first).focus()
+        owner.keyboard.press("ArrowRight")
+        second = drawn.nth(1).get_attribute("data-node-id")
+        expect(node(owner, second)).to_be_focused()
+        owner.keyboard.press("ArrowLeft")
+        expect(node(owner, first)).to_be_focused()
+        owner.keyboard.press("Enter")
+        menu = owner.locator("#node-menu")
+        expect(menu).to_be_visible()
+        expect(menu.get_by_role("button", name=action, exact=True)).to_be_focused()
+        owner.keyboard.press("Escape")
+        expect(menu).to_be_hidden()
+        expect(node(owner, first)).to_be_focused()
+
+        # Space pauses and "." steps, from anywhere but a text field.
+        owner.locator("#narration").focus()
+        owner.keyboard.press("Space")
+        expect(owner.locator("#lab")).to_have_attribute("data-paused", "true")
+        before = virtual_now(owner)
+        owner.keyboard.press(".")
+        owner.wait_for_function("t => window.lab.model.frame.now > t", arg=before)
+        expect(owner.locator("#lab")).to_have_attribute("data-paused", "true")
+        owner.keyboard.press("Space")
+        expect(owner.locator("#lab")).to_have_attribute("data-paused", "false")
+
+        # The share link opens the same simulation read-only.
+        share = owner.locator("#share-url").input_value()
+        viewer = new_page()
+        viewer.goto(share)
+        expect(viewer.locator("#conn-status")).to_have_attribute("data-state", "connected", timeout=15_000)
+        viewer.wait_for_function("window.lab && window.lab.model.frames >= 2")
+        expect(viewer.locator("#readonly-note")).to_be_visible()
+        expect(viewer.locator("#lab")).to_have_attribute("data-role", "viewer")
+        for control in controls:
+            expect(viewer.locator(control)).to_be_disabled()
+        expect(viewer.locator("#share-url")).to_have_count(0)
+        node(viewer, first).click()
+        expect(viewer.locator("#node-menu")).to_be_hidden()
+        expect(node(viewer, first)).not_to_have_attribute("aria-haspopup", "dialog")
+        viewer.close()
+        owner.close()
