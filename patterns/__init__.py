@@ -19,10 +19,12 @@ from .engine import Engine
 from .errors import InvalidCommand, InvalidParameter, PatternsError, UnknownKind
 from .load_balancer.engine import LoadBalancerEngine
 from .raft.engine import RaftEngine
+from .sharding.engine import ShardingEngine
 
 _REGISTRY: dict[str, type[Engine]] = {
     RaftEngine.kind: RaftEngine,
     LoadBalancerEngine.kind: LoadBalancerEngine,
+    ShardingEngine.kind: ShardingEngine,
 }
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""A sharded, replicated key-value store: placement strategies, quorums, rebalancing."""
