@@ -538,4 +538,15 @@ def _load_balancer_adapter() -> KindAdapter:
     return LoadBalancerAdapter()
 
 
-ADAPTERS: dict[str, Callable[[], KindAdapter]] = {"raft": RaftAdapter, "load_balancer": _load_balancer_adapter}
+def _sharding_adapter() -> KindAdapter:
+    # Imported on first use: the adapter module imports this one.
+    from .sharding.scenario_adapter import ShardingAdapter
+
+    return ShardingAdapter()
+
+
+ADAPTERS: dict[str, Callable[[], KindAdapter]] = {
+    "raft": RaftAdapter,
+    "load_balancer": _load_balancer_adapter,
+    "sharding": _sharding_adapter,
+}
