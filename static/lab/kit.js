@@ -18,7 +18,9 @@
  * #reset-seed, #btn-reset), keyboard (Space pauses, "." steps), #lab-status,
  * #lab-error, #readonly-note, #invariants, #narration (and its filter), the
  * network panel (#network-state, #drop-rate, #latency-form, #partition-picker,
- * #btn-partition, #btn-heal), the node menu (#node-menu) and the share link.
+ * #btn-partition, #btn-heal), the node menu (#node-menu), the share link, and a
+ * key-value client form if the page has one (#client-form: #client-key,
+ * #client-value, #btn-get, and optional #client-id and #client-via selects).
  *
  * The model is apart from the drawing (RaftScope's idea): LabModel holds the
  * latest frame and maps wall time to virtual time; it never touches the DOM.
@@ -147,6 +149,15 @@
     li.querySelector('.bar-fill').style.width = (100 * Math.max(0, Math.min(1, fraction || 0))).toFixed(1) + '%';
     setText(li.querySelector('.bar-text'), text);
     setAttr(li, 'data-value', value);
+  }
+
+  /** Replace a <select>'s options by `values` (and a first option with value "" if `first`), keeping the choice. */
+  function fillSelect(select, values, first) {
+    var current = select.value;
+    var options = values.map(function (v) { return html('option', { value: v }, v); });
+    if (first) options.unshift(html('option', { value: '' }, first));
+    select.replaceChildren.apply(select, options);
+    if ((first && current === '') || values.indexOf(current) >= 0) select.value = current;
   }
 
   function isTypingTarget(target) {
@@ -840,6 +851,7 @@
     });
 
     this.wireNetwork();
+    this.wireClientForm();
 
     var filter = this.narrationFilter();
     if (filter) {
@@ -924,6 +936,36 @@
     }
   };
 
+  /** Put (the form's submit) and Get: {op, key, value?, client?, via?} from the client form's fields. */
+  Lab.prototype.wireClientForm = function () {
+    var form = $('client-form');
+    if (!form) return;
+    var self = this;
+    function request(op) {
+      var key = $('client-key').value.trim();
+      if (!key) {
+        self.showError('Type a key first, for example x.');
+        $('client-key').focus();
+        return;
+      }
+      var cmd = { op: op, key: key };
+      if ($('client-id') && $('client-id').value) cmd.client = $('client-id').value;
+      if ($('client-via') && $('client-via').value) cmd.via = $('client-via').value;
+      if (op === 'put') {
+        var raw = $('client-value').value.trim();
+        if (raw === '') {
+          self.showError('Type a value to put, for example 3.');
+          $('client-value').focus();
+          return;
+        }
+        cmd.value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : raw;
+      }
+      self.command(cmd);
+    }
+    form.addEventListener('submit', function (event) { event.preventDefault(); request('put'); });
+    $('btn-get').addEventListener('click', function () { request('get'); });
+  };
+
   Lab.prototype.wireMenu = function () {
     var self = this;
     var menu = $('node-menu');
@@ -1002,7 +1044,7 @@
       $: $, svg: svg, html: html, clear: clear, setAttr: setAttr, setText: setText,
       fmtTime: fmtTime, fmtShortTime: fmtShortTime, fmtMs: fmtMs, fmtPct: fmtPct,
       speedLabel: speedLabel, nodeOrder: nodeOrder, listText: listText, isTypingTarget: isTypingTarget,
-      nodeColour: nodeColour, barList: barList, setBar: setBar, shortLabel: shortLabel,
+      nodeColour: nodeColour, barList: barList, setBar: setBar, shortLabel: shortLabel, fillSelect: fillSelect,
     },
   };
 })(window);

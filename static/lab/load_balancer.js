@@ -415,11 +415,7 @@
 
   Panels.prototype.renderBackendSelect = function (view) {
     var ids = (view.backends || []).map(function (b) { return b.id; });
-    if (!this.lab.changed('backend-select', ids)) return;
-    var select = $('backend-id');
-    var current = select.value;
-    select.replaceChildren.apply(select, ids.map(function (id) { return html('option', { value: id }, id); }));
-    if (ids.indexOf(current) >= 0) select.value = current;
+    if (this.lab.changed('backend-select', ids)) U.fillSelect($('backend-id'), ids);
   };
 
   Panels.prototype.renderHealth = function (view) {
@@ -588,6 +584,8 @@
       if (e.kind === 'config' && e.algorithm) return '→ ' + (ALGORITHM[e.algorithm] || e.algorithm);
       var rate = /^clients now send ([\d.]+) requests/.exec(e.text);
       if (rate) return rate[1] + ' req/s';
+      var health = /^\S+ (ejected|re-admitted) (\S+)/.exec(e.text);
+      if (health) return health[2] + ' ' + health[1] + (e.flap ? ' (flap)' : '');
       var takeover = /^(\S+) became active/.exec(e.text);
       if (takeover) return takeover[1] + ' takes the VIP';
       if (e.kind === 'fault' || e.kind === 'failover' || e.kind === 'config') return U.shortLabel(e.text.replace(/ is now /, ' '));

@@ -406,11 +406,7 @@
 
   function renderClientSelect(lab, view) {
     var clients = view.clients || [];
-    if (!clients.length || !lab.changed('clients', clients)) return;
-    var select = $('client-id');
-    var current = select.value;
-    select.replaceChildren.apply(select, clients.map(function (c) { return html('option', { value: c }, c); }));
-    if (clients.indexOf(current) >= 0) select.value = current;
+    if (clients.length && lab.changed('clients', clients)) U.fillSelect($('client-id'), clients);
   }
 
   function nodeMenu(id, lab) {
@@ -447,30 +443,6 @@
       var others = (view.nodes || []).map(function (n) { return n.id; }).filter(function (id) { return id !== leader; });
       lab.command({ op: 'partition', groups: [others, [leader]] });
     });
-
-    function clientRequest(op) {
-      var key = $('client-key').value.trim();
-      var client = $('client-id').value || 'c1';
-      if (!key) {
-        lab.showError('Type a key first, for example x.');
-        $('client-key').focus();
-        return;
-      }
-      if (op === 'get') {
-        lab.command({ op: 'get', key: key, client: client });
-        return;
-      }
-      var raw = $('client-value').value.trim();
-      if (raw === '') {
-        lab.showError('Type a value to put, for example 3.');
-        $('client-value').focus();
-        return;
-      }
-      var value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : raw;
-      lab.command({ op: 'put', key: key, value: value, client: client });
-    }
-    $('client-form').addEventListener('submit', function (event) { event.preventDefault(); clientRequest('put'); });
-    $('btn-get').addEventListener('click', function () { clientRequest('get'); });
   }
 
   // ------------------------------------------------------------------- start

@@ -539,19 +539,11 @@
         : 'W + R > N now, but the quorums were smaller, or the placement was moving, when these reads ran.') : '');
   };
 
-  function fillSelect(select, values, first) {
-    var current = select.value;
-    var options = values.map(function (v) { return html('option', { value: v }, v); });
-    if (first) options.unshift(html('option', { value: '' }, first));
-    select.replaceChildren.apply(select, options);
-    if (current === '' || values.indexOf(current) >= 0) select.value = current;
-  }
-
   Panels.prototype.renderClientSelect = function (view) {
     var clients = view.clients || [];
-    if (clients.length && this.lab.changed('clients', clients)) fillSelect($('client-id'), clients);
+    if (clients.length && this.lab.changed('clients', clients)) U.fillSelect($('client-id'), clients);
     var members = view.members || (view.nodes || []).map(function (n) { return n.id; });
-    if (this.lab.changed('coordinators', members)) fillSelect($('client-via'), members, 'any node');
+    if (this.lab.changed('coordinators', members)) U.fillSelect($('client-via'), members, 'any node');
   };
 
   Panels.prototype.renderStats = function (view) {
@@ -631,31 +623,6 @@
       var rate = lab.intField('hot-rate', 0, 100000, 'The rate must be a whole number of requests per second, from 0 to 100000.');
       if (rate != null) lab.command({ op: 'hot_key', key: key, rate_rps: rate });
     });
-
-    function clientRequest(op) {
-      var key = $('client-key').value.trim();
-      if (!key) {
-        lab.showError('Type a key first, for example x.');
-        $('client-key').focus();
-        return;
-      }
-      var cmd = { op: op, key: key, client: $('client-id').value || 'c1' };
-      if ($('client-via').value) cmd.via = $('client-via').value;
-      if (op === 'get') {
-        lab.command(cmd);
-        return;
-      }
-      var raw = $('client-value').value.trim();
-      if (raw === '') {
-        lab.showError('Type a value to put, for example 3.');
-        $('client-value').focus();
-        return;
-      }
-      cmd.value = /^-?\d{1,15}$/.test(raw) ? Number(raw) : raw;
-      lab.command(cmd);
-    }
-    $('client-form').addEventListener('submit', function (event) { event.preventDefault(); clientRequest('put'); });
-    $('btn-get').addEventListener('click', function () { clientRequest('get'); });
   }
 
   function nodeMenu(id, lab) {
@@ -708,6 +675,7 @@
     marker: function (e) {
       var quorum = /^quorums set to W = (\d+), R = (\d+)/.exec(e.text);
       if (quorum) return 'W=' + quorum[1] + ' R=' + quorum[2];
+      if (e.kind === 'placement' && !/ must move/.test(e.text)) return null; // not the follow-ups (rebalance done, hand-offs)
       if (e.kind === 'placement' || e.kind === 'load' || e.kind === 'fault' || e.kind === 'stale') return U.shortLabel(e.text, 24);
       return null;
     },
