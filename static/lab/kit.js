@@ -101,13 +101,6 @@
     return '1/' + rounded + 'x';
   }
 
-  /** "n2" before "n10". */
-  function nodeOrder(a, b) {
-    var na = parseInt(String(a).replace(/\D+/g, ''), 10) || 0;
-    var nb = parseInt(String(b).replace(/\D+/g, ''), 10) || 0;
-    return na - nb || (a < b ? -1 : a > b ? 1 : 0);
-  }
-
   /** "n1, n2 and n3". */
   function listText(items) {
     if (items.length <= 1) return items.join('');
@@ -549,7 +542,6 @@
     var hidden = this.hiddenKinds();
     var bulk = fresh.length > 5;
     if (bulk) list.setAttribute('aria-busy', 'true');
-    var narrate = this.page.narrate;
     fresh.forEach(function (e) {
       var li = html('li', { class: 'event event-' + e.kind, 'data-kind': e.kind, 'data-seq': e.seq });
       if (e.node) li.setAttribute('data-node', e.node);
@@ -559,7 +551,6 @@
       body.appendChild(document.createTextNode(' '));
       body.appendChild(html('span', { class: 'event-text' }, e.text));
       li.appendChild(body);
-      if (narrate) narrate(e, li);
       if (hidden.indexOf(e.kind) >= 0) li.hidden = true;
       list.insertBefore(li, list.firstChild);
     });
@@ -1043,7 +1034,7 @@
     util: {
       $: $, svg: svg, html: html, clear: clear, setAttr: setAttr, setText: setText,
       fmtTime: fmtTime, fmtShortTime: fmtShortTime, fmtMs: fmtMs, fmtPct: fmtPct,
-      speedLabel: speedLabel, nodeOrder: nodeOrder, listText: listText, isTypingTarget: isTypingTarget,
+      speedLabel: speedLabel, listText: listText, isTypingTarget: isTypingTarget,
       nodeColour: nodeColour, barList: barList, setBar: setBar, shortLabel: shortLabel, fillSelect: fillSelect,
     },
   };
