@@ -77,6 +77,7 @@ class ShardChecker:
         self.convergence_checks = 0
         self.convergence_skipped = ""
         self._checked_stamp: Any = None
+        self._checked_detail = ""
 
     # -- reporting -----------------------------------------------------------------
     def _report(self, invariant: str, message: str) -> None:
@@ -215,11 +216,12 @@ class ShardChecker:
     def check_convergence(self) -> None:
         eng = self.eng
         reason = self.quiet_reason()
-        self.convergence_skipped = reason
         if reason:
+            self.convergence_skipped = reason
             return
         stamp = (eng.map.generation, len(eng.catalog), tuple(node.disk.writes for node in eng.shard_nodes.values()))
         if stamp == self._checked_stamp:
+            self.convergence_skipped = self._checked_detail
             return
         self._checked_stamp = stamp
         self.convergence_checks += 1
@@ -245,4 +247,5 @@ class ShardChecker:
                 problems += 1
             if problems >= 5:
                 break
-        self.convergence_skipped = "" if problems else f"checked at {eng.now:.0f} ms: every key on its {cmap.replicas} nodes"
+        self._checked_detail = "" if problems else f"checked at {eng.now:.0f} ms: every key on its {cmap.replicas} nodes"
+        self.convergence_skipped = self._checked_detail

@@ -211,6 +211,7 @@ class ShardingEngine(ClusterEngine):
         self._ops_bucket = 0
         self.hot: dict[str, _HotKey] = {}
         self._hot_rng = derive_rng(seed, "hot")
+        self._hot_stale_narrated = -math.inf
         self._departure_scheduled = False
         self._convergence_scheduled = False
         for node_id in ids:
@@ -868,7 +869,12 @@ class ShardingEngine(ClusterEngine):
         verdict = self.checker.on_get_done(key, version, replies, body["r"], snap, gen_start, who)
         if verdict.stale:
             record["stale"] = True
-            self.narrate(verdict.text, "stale" if not verdict.violation else "violation")
+            if not hot or verdict.violation:
+                self.narrate(verdict.text, "stale" if not verdict.violation else "violation")
+            elif now >= self._hot_stale_narrated + 1000.0:
+                # The hot stream can read stale hundreds of times a second: tell it once a second.
+                self._hot_stale_narrated = now
+                self.narrate(verdict.text + f" ({self.checker.stale_reads} stale reads so far)", "stale")
         elif not hot:
             self.narrate(
                 f"{who}'s get {key} -> {_fmt_value(body['value'])} ({fmt_version(version)}) from "

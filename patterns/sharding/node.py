@@ -249,7 +249,8 @@ class ShardNode(ClusterNode):
         stale = [node for node in nodes if _version(req.replies[node]) < best[1]]
         for node in stale:
             if node == self.id:
-                self._store(req.key, best[0], best[1])
+                if self.map.owns(self.id, req.key):  # it may have handed the key off since it replied
+                    self._store(req.key, best[0], best[1])
             else:
                 self.host.send(
                     node, "Write", {"rid": 0, "key": req.key, "value": best[0], "version": best[1], "epoch": self.map.epoch}
