@@ -57,6 +57,7 @@ class TraceEntry(NamedTuple):
 
 
 Handler = Callable[[Message], None]
+_new_tuple = tuple.__new__
 
 
 class Network:
@@ -157,7 +158,7 @@ class Network:
     def _latency(self) -> float:
         lo, hi = self.latency_ms
         rng = self.rng
-        delay = lo if hi <= lo else rng.uniform(lo, hi)
+        delay = lo if hi <= lo else lo + (hi - lo) * rng.random()  # what rng.uniform(lo, hi) computes
         if self.reorder_rate > 0.0 and rng.random() < self.reorder_rate:
             delay += rng.uniform(0.0, 2.0 * max(hi, 1.0))
         return delay
@@ -165,12 +166,13 @@ class Network:
     def _make(self, src, dst, type, body, delay, lost, dup_of) -> Message:
         self._next_id += 1
         now = self.sim.now
-        return Message(self._next_id, src, dst, type, body, now, now + delay, lost, dup_of)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: this is the hot path.
+        return _new_tuple(Message, (self._next_id, src, dst, type, body, now, now + delay, lost, dup_of))
 
     def _launch(self, msg: Message) -> None:
         self.in_flight[msg.id] = msg
         self._trace("send", msg, "")
-        self.sim.schedule(msg.deliver_ms - msg.send_ms, self._arrive, msg)
+        self.sim.post(msg.deliver_ms - msg.send_ms, self._arrive, msg)
 
     def _arrive(self, msg: Message) -> None:
         del self.in_flight[msg.id]
@@ -191,7 +193,7 @@ class Network:
     def _trace(self, event: str, msg: Message, why: str) -> None:
         self._trace_seq += 1
         self.trace.append(
-            TraceEntry(self._trace_seq, self.sim.now, event, msg.id, msg.src, msg.dst, msg.type, why)
+            _new_tuple(TraceEntry, (self._trace_seq, self.sim.now, event, msg.id, msg.src, msg.dst, msg.type, why))
         )
 
     def trace_since(self, seq: int) -> list[dict[str, Any]]:

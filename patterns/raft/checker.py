@@ -60,6 +60,8 @@ class _LogDigests:
     def sync(self, log: list[Entry]) -> int:
         """Bring the digests up to ``log``; return the first index (0-based) that is new."""
         entries, digests = self.entries, self.digests
+        if len(entries) == len(log) and (not log or entries[-1] is log[-1]):
+            return len(log)  # unchanged since the last look: the common case between events
         keep = min(len(entries), len(log))
         if keep and entries[keep - 1] is not log[keep - 1]:
             # Something changed below the top: find the first difference.
@@ -165,6 +167,8 @@ class RaftChecker:
         digests = self.logs[node_id]
         log = self.nodes[node_id].log
         start = digests.sync(log)
+        if start == len(log):
+            return
         seen = self.seen
         for index in range(start, len(log)):
             key = (index + 1, log[index].term)
