@@ -494,7 +494,7 @@ class ShardingEngine(ClusterEngine):
                 record: dict[str, Any] = {"op": "put", "key": key, "value": rng.randrange(1_000_000)}
             else:
                 record = {"op": "get", "key": key, "result": None}
-            record.update({"client": "load", "invoke": self.sim.now, "attempts": 0, "node": None, "hot": True})
+            record.update({"client": "the hot-key stream", "invoke": self.sim.now, "attempts": 0, "node": None, "hot": True})
             record["meta"] = (self.checker.snapshot(key), self._generation())
             client.submit(record)
         self.sim.schedule(1000.0 / hot.rate, self._hot_fire, key, token)
