@@ -120,7 +120,7 @@ def test_touching_intervals_count_as_concurrent():
 
 def test_stale_read_after_a_completed_write():
     h = [put(1, "x", 1, 0, 10), put(2, "x", 2, 20, 30), get(3, "x", 1, 40, 50)]
-    result = check_history(h)
+    result = check_history(h, method="search")
     assert not result.ok
     assert result.key == "x"
     failure = result.failures[0]
@@ -130,6 +130,26 @@ def test_stale_read_after_a_completed_write():
     assert "key 'x' is not linearizable" in text
     assert "#3 c2 get x -> 1 [40.000, 50.000]" in text
     assert "it returned 1 but x is 2 there" in text
+    # The zone test (distinct put values) blames the put that the stale read skips over.
+    zones = check_history(h)
+    assert zones.failures[0].method == "zones" and not zones.ok
+    assert zones.failures[0].blocked == 2
+    assert "The value 2 (written by #2 c1 put x=2 [20.000, 30.000]) can only take effect between" in zones.explanation
+    assert "where x must hold 1 (#3 c2 get x -> 1 [40.000, 50.000] reads it)" in zones.explanation
+
+
+def test_zone_explanations():
+    never = check_history([put(1, "x", 1, 0, 10), get(2, "x", 7, 20, 30)])
+    assert "#2 c2 get x -> 7 [20.000, 30.000] returned 7, which no put on x wrote" in never.explanation
+    early = check_history([get(1, "x", 1, 0, 10), put(2, "x", 1, 20, 30)])
+    assert "completed before #2 c1 put x=1 [20.000, 30.000] was invoked" in early.explanation
+    overlap = check_history([
+        put(1, "x", "a", 0, 10), put(2, "x", "b", 0, 10),
+        get(3, "x", "a", 20, 30), get(4, "x", "b", 40, 50), get(5, "x", "a", 60, 70),
+    ])
+    assert not overlap.ok and "overlap, so one value would have to come back" in overlap.explanation
+    inside = check_history([put(1, "x", "a", 0, 10), put(2, "x", "b", 20, 30), get(3, "x", "a", 40, 50)])
+    assert not inside.ok and "lies inside the stretch" in inside.explanation
 
 
 def test_read_of_a_value_never_written():
@@ -140,7 +160,7 @@ def test_read_of_a_value_never_written():
 
 def test_read_from_the_future():
     # The get completes before the put that wrote its value was even invoked.
-    result = check_history([get(1, "x", 1, 0, 10), put(2, "x", 1, 20, 30)])
+    result = check_history([get(1, "x", 1, 0, 10), put(2, "x", 1, 20, 30)], method="search")
     assert not result.ok
     assert "No operation can go first" in result.explanation
 
@@ -192,16 +212,27 @@ def test_budget_stops_a_long_search():
     # Many concurrent puts of distinct values and a read of a value none of them wrote.
     h = [put(i, "x", i, 0, 100, client=f"c{i}") for i in range(1, 15)] + [get(99, "x", -1, 200, 210)]
     with pytest.raises(SearchBudgetExceeded):
-        check_history(h, max_steps=1000)
-    assert not check_history(h).ok  # memoization keeps the full search tractable
+        check_history(h, max_steps=1000, method="search")
+    assert not check_history(h, method="search").ok  # memoization keeps the full search tractable
+    assert not check_history(h).ok  # distinct values: the zone test, no search at all
 
 
 def test_many_concurrent_operations_stay_fast():
     # 16 overlapping puts then reads: without memoization this is 16! orders.
     h = [put(i, "x", i, 0, 100, client=f"c{i}") for i in range(1, 17)]
     h += [get(100 + i, "x", 16, 200 + 10 * i, 205 + 10 * i) for i in range(5)]
-    result = check_history(h, max_steps=2_000_000)
+    result = check_history(h, max_steps=2_000_000, method="search")
     assert result.ok
+    assert check_history(h).keys[0].method == "zones"
+
+
+def test_method_argument():
+    h = [put(1, "x", 1, 0, 10), put(2, "x", 1, 20, 30), get(3, "x", 1, 40, 50)]
+    assert check_history(h).keys[0].method == "search"  # repeated value: falls back
+    with pytest.raises(ValueError, match="repeated put values"):
+        check_history(h, method="zones")
+    with pytest.raises(ValueError, match="method must be"):
+        check_history(h, method="magic")
 
 
 # -- against brute force ---------------------------------------------------------------------
@@ -255,6 +286,39 @@ def small_histories(draw):
 @given(small_histories())
 def test_agrees_with_brute_force(ops):
     assert check_operations(ops).ok == brute_force(ops)
+    assert check_operations(ops, method="search").ok == brute_force(ops)
+
+
+@st.composite
+def unique_value_histories(draw):
+    """Distinct put values, small integer times (many ties), pending puts and gets."""
+    n = draw(st.integers(1, 7))
+    ops = []
+    written = 0
+    for i in range(n):
+        invoke = draw(st.integers(0, 12))
+        length = draw(st.integers(0, 6))
+        pending = draw(st.integers(0, 4)) == 0
+        if draw(st.booleans()):
+            written += 1
+            kind, value = "put", written
+        else:
+            kind, value = "get", draw(st.integers(0, 4).map(lambda v: None if v == 0 else v))
+        key = draw(st.sampled_from(["x", "x", "x", "y"]))
+        ops.append(Operation(i + 1, f"c{i}", kind, key, value, float(invoke),
+                             float("inf") if pending else float(invoke + length)))
+    return ops
+
+
+@settings(max_examples=800, deadline=None)
+@given(unique_value_histories())
+def test_zone_test_agrees_with_search_and_brute_force(ops):
+    expected = brute_force(ops)
+    zones = check_operations(ops, method="zones")
+    assert zones.ok == expected
+    assert check_operations(ops, method="search").ok == expected
+    if not expected:
+        assert zones.explanation and zones.failures[0].blocked is not None
 
 
 # -- on real engine histories ------------------------------------------------------------------

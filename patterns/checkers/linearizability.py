@@ -20,6 +20,19 @@ The search follows Wing & Gong (1993) with the memoization of Lowe's
 - P-compositionality (Herlihy & Wing): a history is linearizable iff the
   history of each key is, so each key is checked on its own.
 
+When every put on a key writes a distinct value (as the lab's clients and the
+tests do), which put each get read from is known, and the search is replaced
+by the O(n log n) test of Gibbons & Korach ("Testing shared memories", 1997):
+group each put with the gets that returned its value (a cluster); the
+cluster's zone runs from the earliest completion to the latest invocation
+among its operations. A zone that runs forward in time marks a stretch where
+that value must stay in place. The history is linearizable iff no get
+completes before its put is invoked, no two forward zones overlap, and no
+backward zone (a cluster whose operations all overlap) lies inside another
+cluster's forward zone. Gets of the initial value form a cluster whose put is
+at minus infinity. The search above stays for histories with repeated
+values; its worst case is exponential in the number of overlapping operations.
+
 Conventions:
 
 - Pending operations (no completion yet) complete at +infinity: a pending
@@ -37,6 +50,7 @@ Pure Python, deterministic, no Django.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +102,8 @@ class KeyResult:
     best_prefix: list[Any] = field(default_factory=list)
     #: for a failure: the operation that could not be placed after best_prefix
     blocked: Any = None
+    #: "zones" (unique put values, polynomial) or "search" (Wing & Gong)
+    method: str = "search"
 
 
 @dataclass
@@ -162,19 +178,34 @@ def operations_from_history(records: Iterable[Mapping[str, Any]]) -> tuple[list[
 
 
 def check_history(
-    records: Iterable[Mapping[str, Any]], *, initial: Any = None, max_steps: int | None = None
+    records: Iterable[Mapping[str, Any]],
+    *,
+    initial: Any = None,
+    max_steps: int | None = None,
+    method: str = "auto",
 ) -> LinearizabilityResult:
     """Check an engine's ``history`` (list of dicts). See the module docstring."""
     ops, failed = operations_from_history(records)
-    result = check_operations(ops, initial=initial, max_steps=max_steps)
+    result = check_operations(ops, initial=initial, max_steps=max_steps, method=method)
     result.dropped_failed = failed
     return result
 
 
 def check_operations(
-    ops: Sequence[Operation], *, initial: Any = None, max_steps: int | None = None
+    ops: Sequence[Operation],
+    *,
+    initial: Any = None,
+    max_steps: int | None = None,
+    method: str = "auto",
 ) -> LinearizabilityResult:
-    """Check operations on a key-value store whose keys all start as ``initial``."""
+    """Check operations on a key-value store whose keys all start as ``initial``.
+
+    ``method``: "auto" uses the zone test on keys whose put values are all
+    distinct and the search elsewhere; "search" always searches; "zones"
+    raises ValueError on a key with repeated put values.
+    """
+    if method not in ("auto", "search", "zones"):
+        raise ValueError(f"method must be auto, search or zones, not {method!r}")
     by_key: dict[Any, list[Operation]] = {}  # insertion order: keys in order of first appearance
     pending_gets = 0
     for op in ops:
@@ -182,7 +213,14 @@ def check_operations(
             pending_gets += 1
             continue
         by_key.setdefault(op.key, []).append(op)
-    results = [_check_key(key, key_ops, initial, max_steps) for key, key_ops in by_key.items()]
+    results = []
+    for key, key_ops in by_key.items():
+        result = None if method == "search" else _check_key_zones(key, key_ops, initial)
+        if result is None:
+            if method == "zones":
+                raise ValueError(f"key {key!r} has repeated put values; the zone test needs distinct ones")
+            result = _check_key(key, key_ops, initial, max_steps)
+        results.append(result)
     return LinearizabilityResult(
         ok=all(result.ok for result in results), keys=results, dropped_pending_gets=pending_gets
     )
@@ -308,3 +346,120 @@ def _explain(key: Any, ops: list[Operation], initial: Any, prefix: list[int], st
         f"and cannot: {reason}."
     )
     return "\n".join(lines)
+
+
+# -- distinct put values: the zone test (Gibbons & Korach) -------------------------------------
+
+
+class _Cluster:
+    """A put and the gets that returned its value."""
+
+    __slots__ = ("value", "put", "gets", "first_return", "last_call", "returner", "caller")
+
+    def __init__(self, value: Any, put: Operation | None) -> None:
+        self.value = value
+        self.put = put  # None for the initial value: a put at minus infinity
+        self.gets: list[Operation] = []
+        self.first_return = -INF if put is None else put.complete
+        self.last_call = -INF if put is None else put.invoke
+        self.returner = put  # the operation that returns first
+        self.caller = put  # the operation invoked last
+
+    def add(self, get: Operation) -> None:
+        self.gets.append(get)
+        if get.complete < self.first_return:
+            self.first_return, self.returner = get.complete, get
+        if get.invoke > self.last_call:
+            self.last_call, self.caller = get.invoke, get
+
+    @property
+    def forward(self) -> bool:
+        return self.first_return < self.last_call
+
+    def name(self, key: Any) -> str:
+        return f"the value {self.value!r}" + (f" (written by {self.put.describe()})" if self.put else f" (the initial {key})")
+
+
+def _check_key_zones(key: Any, ops: list[Operation], initial: Any) -> KeyResult | None:
+    """The polynomial test, or None when the key's put values are not all distinct."""
+    clusters: dict[Any, _Cluster] = {}
+    try:
+        for op in ops:
+            if op.op == "put":
+                if op.value in clusters or op.value == initial:
+                    return None
+                clusters[op.value] = _Cluster(op.value, op)
+        initial_cluster = _Cluster(initial, None)
+        for op in ops:
+            if op.op != "get":
+                continue
+            if op.value == initial:
+                initial_cluster.add(op)
+            elif op.value in clusters:
+                clusters[op.value].add(op)
+            else:
+                return _zone_failure(key, ops, op, f"{op.describe()} returned {op.value!r}, which no put on {key} wrote")
+    except TypeError:  # unhashable values
+        return None
+    everything = list(clusters.values())
+    if initial_cluster.gets:
+        everything.append(initial_cluster)
+    forward, backward = [], []
+    for cluster in everything:
+        if cluster.put is not None:
+            for get in cluster.gets:
+                if get.complete < cluster.put.invoke:
+                    return _zone_failure(
+                        key, ops, get,
+                        f"{get.describe()} returned {get.value!r} and completed before {cluster.put.describe()} "
+                        "was invoked",
+                    )
+            if cluster.put.pending and not cluster.gets:
+                continue  # never seen: it may take effect last, or never
+        (forward if cluster.forward else backward).append(cluster)
+    # No two forward zones may overlap (touching is fine: operations at one instant may go in either order).
+    forward.sort(key=lambda c: (c.first_return, c.last_call))
+    widest: _Cluster | None = None
+    for cluster in forward:
+        if widest is not None and cluster.first_return < widest.last_call:
+            return _zone_failure(
+                key, ops, cluster.returner,
+                f"{widest.name(key).capitalize()} must stay in place from {_since(widest)} until "
+                f"{widest.caller.describe()} was invoked at {widest.last_call:.3f} ms, and {cluster.name(key)} "
+                f"from {_since(cluster)} until {cluster.last_call:.3f} ms; the two stretches "
+                "overlap, so one value would have to come back after being overwritten",
+            )
+        if widest is None or cluster.last_call > widest.last_call:
+            widest = cluster
+    # No backward zone may lie inside a forward zone.
+    starts = [c.first_return for c in forward]
+    for cluster in backward:
+        at = bisect.bisect_left(starts, cluster.last_call) - 1
+        if at >= 0:
+            outer = forward[at]
+            if outer.first_return < cluster.last_call and cluster.first_return < outer.last_call:
+                culprit = cluster.put or cluster.gets[0]
+                return _zone_failure(
+                    key, ops, culprit,
+                    f"{cluster.name(key).capitalize()} can only take effect between {cluster.last_call:.3f} and "
+                    f"{cluster.first_return:.3f} ms, but all of that lies inside the stretch from "
+                    f"{_since(outer)} to {outer.last_call:.3f} ms where {key} must hold {outer.value!r} "
+                    f"({outer.caller.describe()} reads it)",
+                )
+    return KeyResult(key=key, ok=True, operations=len(ops), steps=len(ops), method="zones")
+
+
+def _since(cluster: _Cluster) -> str:
+    if cluster.returner is None:
+        return "the start"
+    return f"{cluster.first_return:.3f} ms (when {cluster.returner.describe()} completed)"
+
+
+def _zone_failure(key: Any, ops: list[Operation], culprit: Operation, reason: str) -> KeyResult:
+    text = (
+        f"key {key!r} is not linearizable: no order of its {len(ops)} operations respects both "
+        f"real time and a single copy of the value.\n{reason}."
+    )
+    return KeyResult(
+        key=key, ok=False, operations=len(ops), steps=len(ops), explanation=text, blocked=culprit.id, method="zones"
+    )
