@@ -451,7 +451,8 @@
     this.loadChart.setSeries(ids.map(function (id, i) {
       return {
         key: id, label: id, color: colourOf(id), dash: i % 4,
-        value: function (r) { var v = r.load && r.load[id]; return v == null ? null : v; },
+        // The engine leaves idle nodes out of a sample: absent means 0 requests/s, not unknown.
+        value: function (r) { return r.load ? (r.load[id] || 0) : null; },
       };
     }));
     this.loadChart.setMarkers(this.lab.markers);
