@@ -276,9 +276,11 @@ class LoadBalancerSchedules(RuleBasedStateMachine):
                 eng.apply({"op": "restart", "node": node_id})
             if node_id in eng.backends:
                 eng.apply({"op": "slow", "node": node_id, "factor": 1})
-        # A rate every pool here can carry with room to spare (0.2 erlang per worker).
+        # A rate every pool here carries with room to spare: 0.1 erlang per worker
+        # (at 0.2, random routing to one-slot backends with a queue of 2 and
+        # log-normal service times blocked 5.7% of requests in one CI run).
         capacity = eng.params["capacity"]
-        rate = min(100, 10 * capacity * len(eng.backends))
+        rate = min(100, 5 * capacity * len(eng.backends))
         eng.apply({"op": "traffic", "rate_rps": rate})
         eng.advance(5_000)
         done = record(eng, 10_000)
