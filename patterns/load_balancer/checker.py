@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..checkers.base import InvariantChecker
+
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import BackendNode
     from .balancer import BalancerNode
@@ -33,11 +35,12 @@ INVARIANTS = {
     "single_vip": "At most one balancer holds the virtual IP",
     "exactly_once": "Every request ends exactly once (ok or error)",
 }
-MAX_REPORTS = 50
 SLACK_MS = 1e-6
 
 
-class LoadBalancerChecker:
+class LoadBalancerChecker(InvariantChecker):
+    INVARIANTS = INVARIANTS
+
     def __init__(
         self,
         balancers: dict[str, BalancerNode],
@@ -46,12 +49,12 @@ class LoadBalancerChecker:
         timeout_ms: float,
         grace_ms: float,
     ) -> None:
+        super().__init__()
         self.balancers = balancers
         self.backends = backends
         self.timeout_ms = timeout_ms
         self.grace_ms = grace_ms
         self.now = 0.0
-        self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in INVARIANTS}
         self.open: dict[int, float] = {}  # request id -> deadline, in sending order
         self.last_sent = 0
         self.completed = 0
@@ -60,14 +63,8 @@ class LoadBalancerChecker:
         self.split_holders: list[str] = []
 
     # -- reporting ---------------------------------------------------------------------
-    def _report(self, invariant: str, message: str, at_ms: float | None = None) -> None:
-        reports = self.reports[invariant]
-        if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
-            at = self.now if at_ms is None else at_ms
-            reports.append({"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(at, 3)})
-
-    def violations(self) -> list[dict[str, Any]]:
-        return [report for key in INVARIANTS for report in self.reports[key]]
+    def clock_ms(self) -> float:
+        return self.now
 
     def summary(self) -> list[dict[str, Any]]:
         out = []

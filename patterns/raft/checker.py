@@ -20,7 +20,9 @@ from the first discarded index.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..checkers.base import InvariantChecker
 
 if TYPE_CHECKING:  # pragma: no cover
     from .node import Entry, RaftNode
@@ -32,7 +34,6 @@ INVARIANTS = {
     "state_machine_safety": "State machine safety: no two nodes commit different entries at one index",
     "acknowledged_writes": "No acknowledged write is lost",
 }
-MAX_REPORTS = 50
 
 
 def entry_key(entry: Entry) -> tuple:
@@ -84,8 +85,11 @@ class _LogDigests:
         del self.digests[from_index - 1 :]
 
 
-class RaftChecker:
+class RaftChecker(InvariantChecker):
+    INVARIANTS = INVARIANTS
+
     def __init__(self, nodes: dict[str, RaftNode]) -> None:
+        super().__init__()
         self.nodes = nodes
         self.now = 0.0
         self.leaders: dict[int, str] = {}  # term -> the node that led it
@@ -93,27 +97,9 @@ class RaftChecker:
         self.seen: dict[tuple[int, int], tuple[int, str]] = {}  # (index, term) -> (digest, first holder)
         self.committed: list[tuple[Entry, int, int]] = []  # (entry, digest, term it was committed in)
         self.acked: list[tuple[int, str, int]] = []  # (index, client, seq) of acknowledged writes
-        self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in INVARIANTS}
 
-    # -- reporting ---------------------------------------------------------------
-    def _report(self, invariant: str, message: str) -> None:
-        reports = self.reports[invariant]
-        if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
-            reports.append({"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(self.now, 3)})
-
-    def violations(self) -> list[dict[str, Any]]:
-        return [report for key in INVARIANTS for report in self.reports[key]]
-
-    def summary(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": key,
-                "title": title,
-                "ok": not self.reports[key],
-                "detail": self.reports[key][0]["message"] if self.reports[key] else "",
-            }
-            for key, title in INVARIANTS.items()
-        ]
+    def clock_ms(self) -> float:
+        return self.now
 
     # -- facts from nodes ------------------------------------------------------------
     def on_leader(self, node_id: str, term: int) -> None:

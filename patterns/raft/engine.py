@@ -9,6 +9,7 @@ from ..errors import InvalidCommand, InvalidParameter
 from ..kernel.cluster import ClusterEngine
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
+from ..text import and_list
 from ..validate import flag, number, number_pair, only_keys, text
 from .checker import RaftChecker, describe
 from .client import RaftClient
@@ -29,12 +30,6 @@ PARAMS = [
     "client_timeout_ms",
     "leader_noop",
 ]
-
-
-def _and_list(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _message_info(msg: Message) -> dict[str, Any]:
@@ -181,7 +176,7 @@ class RaftEngine(ClusterEngine):
         elif event == "became_leader":
             checker.on_leader(node_id, fields["term"])
             voters = sorted(fields["votes"], key=lambda n: int(n[1:]))
-            self.narrate(f"{node_id} won term {fields['term']} with votes from {_and_list(voters)}", "leader", node=node_id)
+            self.narrate(f"{node_id} won term {fields['term']} with votes from {and_list(voters)}", "leader", node=node_id)
         elif event == "stepped_down":
             self.narrate(
                 f"{node_id} stepped down from {fields['role']}: it heard term {fields['term']} from {fields['heard_from']}",

@@ -27,6 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..checkers.base import InvariantChecker
+from ..text import and_list
+
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import ShardingEngine
 
@@ -35,7 +38,6 @@ INVARIANTS = {
     "quorum_reads": "With R + W > N and a stable placement, no get returns a version older than an acknowledged put",
     "replica_placement": "Once moves and repairs finish, every key has exactly N agreeing replicas on its nodes",
 }
-MAX_REPORTS = 50
 Version = tuple[int, str]
 
 
@@ -44,12 +46,6 @@ def fmt_version(version: Version) -> str:
     if counter == 0:
         return "no version"
     return f"version {counter}" + (f" ({coordinator})" if coordinator else " (loaded)")
-
-
-def and_list(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class AckedPut(NamedTuple):
@@ -67,12 +63,14 @@ class GetVerdict(NamedTuple):
     text: str  # why it is stale, for the narration; "" when it is not
 
 
-class ShardChecker:
+class ShardChecker(InvariantChecker):
+    INVARIANTS = INVARIANTS
+
     def __init__(self, engine: ShardingEngine) -> None:
+        super().__init__()
         self.eng = engine
         self.latest: dict[str, AckedPut] = {}  # the highest acknowledged version per key
         self.by_w: dict[str, dict[int, tuple[Version, tuple[int, int] | None]]] = {}
-        self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in INVARIANTS}
         self.stale_reads = 0
         self.convergence_checks = 0
         self.convergence_skipped = ""
@@ -80,15 +78,8 @@ class ShardChecker:
         self._checked_detail = ""
 
     # -- reporting -----------------------------------------------------------------
-    def _report(self, invariant: str, message: str) -> None:
-        reports = self.reports[invariant]
-        if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
-            reports.append(
-                {"invariant": invariant, "title": INVARIANTS[invariant], "message": message, "at_ms": round(self.eng.now, 3)}
-            )
-
-    def violations(self) -> list[dict[str, Any]]:
-        return [report for key in INVARIANTS for report in self.reports[key]]
+    def clock_ms(self) -> float:
+        return self.eng.now
 
     def summary(self) -> list[dict[str, Any]]:
         out = []

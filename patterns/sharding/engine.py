@@ -28,7 +28,8 @@ from ..kernel.cluster import ClusterEngine
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
 from ..validate import number, number_pair, only_keys, text
-from .checker import AckedPut, ShardChecker, and_list, fmt_version
+from ..text import and_list
+from .checker import AckedPut, ShardChecker, fmt_version
 from .client import ShardClient
 from .cluster_map import ClusterMap
 from .node import NodeConfig, ShardNode
