@@ -1,0 +1,181 @@
+"""The circuit breaker and saga labs in a real headless Chromium (Playwright's sync API).
+
+Everything is real: Redis, an engine worker, daphne and the browser. Each test
+follows the learner's path through the UI: the catalog link, the speed slider,
+the forms and the drawn nodes' menus. Where a wait on the DOM alone would be
+fragile, a check reads the page's own model (``window.lab.model.view``).
+
+The browser, page and server fixtures are the Raft browser tests' own
+(tests/test_browser.py); the small helpers are the other labs' (tests/test_browser_labs.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_browser import (  # noqa: F401  (fixtures are used by name)
+    chromium,
+    expect,
+    new_page,
+    page_errors,
+    server,
+)
+from test_browser_labs import (
+    SIM_MS,
+    assert_invariants_ok,
+    narration,
+    node,
+    open_from_catalog,
+    screenshot,
+    set_speed_1x,
+    wait_virtual,
+)
+
+import patterns
+
+pytestmark = pytest.mark.browser
+
+
+def needs(kind: str):
+    return pytest.mark.skipif(kind not in patterns.kinds(), reason=f"the {kind} engine is not registered")
+
+
+# ---------------------------------------------------------------- circuit breaker
+@needs("circuit_breaker")
+def test_circuit_breaker_a_failing_downstream_opens_its_breaker_and_healing_closes_it(server, new_page):
+    page = new_page()
+    open_from_catalog(page, server.url, "Circuit breaker", "circuit_breaker")
+    set_speed_1x(page)
+
+    # Drawn: the front with its workers, the pipeline's stages, each downstream behind a closed breaker.
+    expect(node(page, "front")).to_have_attribute("data-alive", "true")
+    for d in ("d1", "d2"):
+        expect(node(page, d)).to_have_attribute("data-role", "downstream")
+        expect(node(page, d)).to_have_attribute("data-breaker", "closed")
+        expect(node(page, d)).to_have_attribute("aria-label", re.compile(rf"^{d}, downstream, healthy, .*breaker closed$"))
+        expect(page.locator(f'#breakers [data-breaker="{d}"]')).to_have_attribute("data-state", "closed")
+    expect(page.locator('#layer-pipeline [data-stage="breaker"]')).to_have_attribute("data-on", "true")
+    expect(page.locator("#stage-breaker")).to_be_checked()
+    expect(page.locator("#policy-exponential_jitter")).to_be_checked()
+    wait_virtual(page, 1500)
+    expect(page.locator("#chart-load-summary")).to_contain_text("client requests: now")
+
+    # d1 fails every call, through the fault form: its breaker opens, drawn and explained.
+    page.locator("#fault-node").select_option("d1")
+    page.locator("#fault-error").fill("100")
+    page.get_by_role("button", name="Apply fault").click()
+    expect(narration(page, "fault", r"^d1: .*100% errors")).to_have_count(1)
+    expect(node(page, "d1")).to_have_attribute("data-state", "failing")
+    expect(node(page, "d1")).to_have_attribute("data-breaker", "open", timeout=SIM_MS)
+    expect(node(page, "d1")).to_have_attribute("aria-label", re.compile(r"breaker OPEN$"))
+    card = page.locator('#breakers [data-breaker="d1"]')
+    expect(card).to_have_attribute("data-state", "open")
+    expect(card.locator('.sm-state.is-current')).to_have_attribute("data-sm-state", "open")
+    expect(card.locator(".breaker-why")).to_contain_text(re.compile(r"^Why open: .*fail"))
+    expect(card.locator(".breaker-transition").first).to_contain_text("closed → open")
+    expect(narration(page, "breaker", r"^d1's breaker opened: .*fail")).to_have_count(1)
+    expect(node(page, "d2")).to_have_attribute("data-breaker", "closed")  # one breaker per downstream
+    page.wait_for_function("() => window.lab.model.view.stats.short_circuited > 0", timeout=SIM_MS)
+    assert_invariants_ok(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "circuit-breaker-open.png")
+    page.evaluate("document.getElementById('breakers-title').scrollIntoView()")
+    screenshot(page, "circuit-breaker-cards.png")
+
+    # Heal d1: after the wait in open, probes go through (half-open) and the breaker closes.
+    page.get_by_role("button", name="Heal it").click()
+    expect(narration(page, "fault", r"^d1: .* 0% errors")).to_have_count(1)
+    expect(node(page, "d1")).to_have_attribute("data-state", "healthy")
+    expect(narration(page, "breaker", r"^d1's breaker went half-open")).to_have_count(1, timeout=SIM_MS)
+    expect(node(page, "d1")).to_have_attribute("data-breaker", "closed", timeout=SIM_MS)
+    expect(narration(page, "breaker", r"^d1's breaker closed: ")).to_have_count(1)
+    expect(card).to_have_attribute("data-state", "closed")
+    expect(card.locator(".breaker-transition").first).to_contain_text("half-open → closed")
+    page.wait_for_function(
+        "() => { const s = window.lab.model.view.series.breaker_level.d1; return s.includes(2) && s.at(-1) === 0; }",
+        timeout=SIM_MS,
+    )
+    assert_invariants_ok(page)
+    page.evaluate("document.getElementById('charts-title').scrollIntoView()")
+    screenshot(page, "circuit-breaker-charts.png")
+
+
+@needs("circuit_breaker")
+def test_circuit_breaker_menu_and_pipeline_toggle(server, new_page):
+    page = new_page()
+    open_from_catalog(page, server.url, "Circuit breaker", "circuit_breaker")
+    set_speed_1x(page)
+    # Turn the breaker stage off through its checkbox: no breaker guards the calls.
+    page.get_by_label("Circuit breaker", exact=True).uncheck()
+    expect(page.locator('#layer-pipeline [data-stage="breaker"]')).to_have_attribute("data-on", "false")
+    expect(narration(page, "config", r"^pipeline: ")).to_have_count(1)
+    # Force d2's breaker open through its menu (keyboard: Enter on the focused node).
+    node(page, "d2").focus()
+    page.keyboard.press("Enter")
+    menu = page.locator("#node-menu")
+    expect(menu).to_be_visible()
+    menu.get_by_role("button", name="Force the breaker open").click()
+    expect(node(page, "d2")).to_have_attribute("data-breaker", "open")
+    expect(page.locator('#breakers [data-breaker="d2"] .breaker-why')).to_contain_text("forced open")
+
+
+# ---------------------------------------------------------------- saga
+@needs("saga")
+def test_saga_an_order_completes_and_a_failed_payment_is_compensated_in_reverse(server, new_page):
+    page = new_page()
+    open_from_catalog(page, server.url, "Saga", "saga")
+    set_speed_1x(page)
+    steps = ["order", "inventory", "payment", "shipping"]
+    for service in steps:
+        expect(node(page, service)).to_have_attribute("data-role", "service")
+        expect(page.locator(f'#layer-frame [data-comp="{service}"]')).to_be_visible()
+    expect(page.locator("#mode-orchestration")).to_be_checked()
+
+    # Place an order through the form: the saga runs every step and completes.
+    page.get_by_role("button", name="Place an order").click()
+    first = page.locator('#sagas tbody tr[data-saga="1"]')
+    expect(first).to_have_attribute("data-status", "completed", timeout=SIM_MS)
+    expect(page.locator("#saga-focus")).to_have_attribute("data-status", "completed")
+    for service in steps:
+        expect(node(page, service)).to_have_attribute("data-status", "done")
+    expect(page.locator("#stat-completed .stat-value")).to_have_text("1")
+    expect(narration(page, "saga", r"^saga 1 completed")).to_have_count(1)
+    expect(page.locator("#ledger-check")).to_have_attribute("data-ok", "true")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "saga-completed.png")
+
+    # Payment declines every charge (through its menu): the next saga undoes what it did, in reverse.
+    node(page, "payment").click()
+    menu = page.locator("#node-menu")
+    expect(menu).to_be_visible()
+    menu.get_by_role("button", name="Make payment fail every time").click()
+    expect(narration(page, "fault", r"^'charge card' at payment fails always")).to_have_count(1)
+    expect(node(page, "payment")).to_have_attribute("data-fail", "always")
+    page.get_by_role("button", name="Place an order").click()
+    second = page.locator('#sagas tbody tr[data-saga="2"]')
+    expect(second).to_have_attribute("data-status", "compensated", timeout=SIM_MS)
+    focus = page.locator("#saga-focus")
+    expect(focus).to_have_attribute("data-saga", "2")
+    expect(focus).to_contain_text("Undone in reverse: inventory → order.")
+    expect(node(page, "payment")).to_have_attribute("data-status", "failed")
+    expect(node(page, "inventory")).to_have_attribute("data-status", "compensated")
+    expect(node(page, "order")).to_have_attribute("data-status", "compensated")
+    expect(node(page, "shipping")).to_have_attribute("data-status", "idle")
+    # the compensations are numbered in the order they ran: inventory's release first, then cancel order
+    expect(page.locator('[data-comp="inventory"] .comp-order text')).to_have_text("1")
+    expect(page.locator('[data-comp="order"] .comp-order text')).to_have_text("2")
+    expect(page.locator('[data-comp="payment"]')).to_have_attribute("data-status", "idle")
+    expect(narration(page, "saga", r"^saga 2 compensated .*release items and cancel order, in that order")).to_have_count(1)
+    expect(page.locator("#stat-compensated .stat-value")).to_have_text("1")
+    expect(page.locator("#ledger-check")).to_have_attribute("data-ok", "true")
+    assert_invariants_ok(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "saga-compensated.png")
+
+    # The first saga can still be shown on the graph from the list.
+    first.get_by_role("button", name="Show saga 1 on the drawing").click()
+    expect(focus).to_have_attribute("data-saga", "1")
+    expect(node(page, "payment")).to_have_attribute("data-status", "done")
+    page.evaluate("document.getElementById('sagas-title').scrollIntoView()")
+    screenshot(page, "saga-panels.png")
