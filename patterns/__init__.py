@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .circuit_breaker.engine import CircuitBreakerEngine
 from .engine import Engine
 from .errors import InvalidCommand, InvalidParameter, PatternsError, UnknownKind
 from .load_balancer.engine import LoadBalancerEngine
@@ -25,6 +26,7 @@ _REGISTRY: dict[str, type[Engine]] = {
     RaftEngine.kind: RaftEngine,
     LoadBalancerEngine.kind: LoadBalancerEngine,
     ShardingEngine.kind: ShardingEngine,
+    CircuitBreakerEngine.kind: CircuitBreakerEngine,
 }
 
 __all__ = [

@@ -545,8 +545,16 @@ def _sharding_adapter() -> KindAdapter:
     return ShardingAdapter()
 
 
+def _circuit_breaker_adapter() -> KindAdapter:
+    # Imported on first use: the adapter module imports this one.
+    from .circuit_breaker.scenario_adapter import CircuitBreakerAdapter
+
+    return CircuitBreakerAdapter()
+
+
 ADAPTERS: dict[str, Callable[[], KindAdapter]] = {
     "raft": RaftAdapter,
     "load_balancer": _load_balancer_adapter,
     "sharding": _sharding_adapter,
+    "circuit_breaker": _circuit_breaker_adapter,
 }
