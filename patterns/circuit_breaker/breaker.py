@@ -8,7 +8,8 @@ is recorded).
 
 The sliding window is count-based (the last ``window_size`` outcomes) or
 time-based (outcomes of the last ``window_ms``). It is judged only once it
-holds ``minimum_calls`` outcomes: the breaker opens when the failure rate is
+holds ``minimum_calls`` outcomes (capped at ``window_size`` for a count-based
+window, as resilience4j does): the breaker opens when the failure rate is
 at least ``failure_rate_threshold`` percent, or the slow-call rate (calls that
 took ``slow_call_ms`` or more) at least ``slow_call_rate_threshold`` percent.
 
@@ -121,13 +122,18 @@ class Breaker:
                 return "closed", f"{n - nf} of {n} probe calls succeeded ({fr:.0f}% failed < {s.failure_rate_threshold:g}%)"
         return None
 
+    def minimum_calls(self) -> int:
+        """A count-based window never holds more than window_size calls: resilience4j caps the minimum there."""
+        s = self.settings
+        return min(s.minimum_calls, s.window_size) if s.window_type == "count" else s.minimum_calls
+
     def judge(self, now: float) -> tuple[str, str] | None:
         """Closed: does the window now say open?"""
         if self.state != "closed":
             return None
         s = self.settings
         calls, failed, slow = self.rates(now)
-        if calls < s.minimum_calls:
+        if calls < self.minimum_calls():
             return None
         fr, sr = _pct(failed, calls), _pct(slow, calls)
         if fr >= s.failure_rate_threshold:

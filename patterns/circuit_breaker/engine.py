@@ -92,11 +92,7 @@ def breaker_values(src: Mapping[str, Any], base: BreakerSettings, error: type[Va
             src, "half_open_calls", lo=1, hi=100, integer=True, default=base.half_open_calls, error=error
         ),
     }
-    if v["window_type"] == "count" and v["minimum_calls"] > v["window_size"]:
-        raise error(
-            f"'minimum_calls' ({v['minimum_calls']}) cannot exceed 'window_size' ({v['window_size']}) with a "
-            "count-based window: the window would never hold enough calls to judge"
-        )
+    # As in resilience4j, a count-based window judges at min(minimum_calls, window_size) calls.
     return v
 
 
