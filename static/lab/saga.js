@@ -456,7 +456,7 @@
     var recent = sagas.slice(-15).reverse();
     if (!recent.length) {
       var empty = html('tr', { class: 'history-empty' });
-      empty.appendChild(html('td', { colspan: 6 }, 'No sagas yet.'));
+      empty.appendChild(html('td', { colspan: 5 }, 'No sagas yet.'));
       rows.appendChild(empty);
     }
     recent.forEach(function (s) {
@@ -464,14 +464,16 @@
       var cls = st === 'completed' ? 'op-ok' : st === 'compensated' ? 'op-comp' : isEnded(s) ? 'op-fail' : 'op-pending';
       var tr = html('tr', { class: 'op saga-row ' + cls, 'data-saga': s.id, 'data-status': st });
       if (focused && String(focused.id) === String(s.id)) tr.classList.add('is-shown');
-      var what = html('td', { class: 'op-what' }, String(s.id));
-      if (s.order) what.appendChild(html('span', { class: 'saga-order' }, ' ' + orderText(s.order)));
+      var what = html('td', { class: 'op-what' });
+      what.appendChild(html('span', { class: 'saga-id' }, String(s.id)));
+      what.appendChild(html('span', { class: 'saga-order' }, (s.order ? orderText(s.order) + ' · ' : '') + (s.mode || '')));
       tr.appendChild(what);
-      tr.appendChild(html('td', null, s.mode || ''));
       var steps = html('td', { class: 'saga-steps' });
       (s.steps || []).forEach(function (step) {
         var g = stepGlyph(step);
-        steps.appendChild(html('span', { class: 'saga-step-glyph', 'data-glyph': g, title: step.service + ': ' + step.status }, step.service.slice(0, 3) + ' ' + g));
+        var span = html('span', { class: 'saga-step-glyph', 'data-glyph': g, title: step.service + ': ' + step.status }, step.service.slice(0, 3) + ' ' + g);
+        span.appendChild(html('span', { class: 'visually-hidden' }, ' (' + step.service + ' ' + step.status + ')'));
+        steps.appendChild(span);
       });
       tr.appendChild(steps);
       tr.appendChild(html('td', { class: 'op-status' }, st));
@@ -558,6 +560,8 @@
         return html('li', { 'data-what': e.what }, bits.join(' · '));
       });
       if (!items.length) items = [html('li', { class: 'muted' }, 'empty')];
+      var shownFrom = Math.max(1, (o.log_length || 0) - Math.min(10, tail.length) + 1);
+      $('orch-log').setAttribute('start', String(shownFrom));
       $('orch-log').replaceChildren.apply($('orch-log'), items);
     }
   };
