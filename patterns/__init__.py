@@ -20,6 +20,7 @@ from .engine import Engine
 from .errors import InvalidCommand, InvalidParameter, PatternsError, UnknownKind
 from .load_balancer.engine import LoadBalancerEngine
 from .raft.engine import RaftEngine
+from .saga.engine import SagaEngine
 from .sharding.engine import ShardingEngine
 
 _REGISTRY: dict[str, type[Engine]] = {
@@ -27,6 +28,7 @@ _REGISTRY: dict[str, type[Engine]] = {
     LoadBalancerEngine.kind: LoadBalancerEngine,
     ShardingEngine.kind: ShardingEngine,
     CircuitBreakerEngine.kind: CircuitBreakerEngine,
+    SagaEngine.kind: SagaEngine,
 }
 
 __all__ = [

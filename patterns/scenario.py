@@ -545,6 +545,13 @@ def _sharding_adapter() -> KindAdapter:
     return ShardingAdapter()
 
 
+def _saga_adapter() -> KindAdapter:
+    # Imported on first use: the adapter module imports this one.
+    from .saga.scenario_adapter import SagaAdapter
+
+    return SagaAdapter()
+
+
 def _circuit_breaker_adapter() -> KindAdapter:
     # Imported on first use: the adapter module imports this one.
     from .circuit_breaker.scenario_adapter import CircuitBreakerAdapter
@@ -557,4 +564,5 @@ ADAPTERS: dict[str, Callable[[], KindAdapter]] = {
     "load_balancer": _load_balancer_adapter,
     "sharding": _sharding_adapter,
     "circuit_breaker": _circuit_breaker_adapter,
+    "saga": _saga_adapter,
 }

@@ -74,7 +74,7 @@ def test_closing_a_simulation_frees_its_slot(client, clean_redis):
 
 
 def test_planned_patterns_say_so(client):
-    page = client.get("/lab/saga/")
+    page = client.get("/lab/event_sourcing/")
     assert page.status_code == 404 and "not live yet" in page.content.decode()
 
 
