@@ -30,8 +30,8 @@ from patterns.saga.engine import CUSTOMERS, ITEMS
 
 settings.register_profile(
     "saga-default",
-    max_examples=int(os.environ.get("SAGA_MAX_EXAMPLES", "40")),
-    stateful_step_count=int(os.environ.get("SAGA_STEPS", "30")),
+    max_examples=int(os.environ.get("SAGA_MAX_EXAMPLES", "100")),
+    stateful_step_count=int(os.environ.get("SAGA_STEPS", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -292,3 +292,60 @@ def test_view_has_the_documented_keys_and_stays_small_at_50_orders_per_second():
     assert counts["completed"] > 2000 and counts["compensated"] > 400
     assert eng.violations() == []
     assert len(json.dumps(view)) < 300_000
+
+
+# -- the checker sees what it should ----------------------------------------------------------
+
+
+def test_a_long_outage_is_not_a_liveness_violation_and_the_saga_finishes_after_it():
+    eng = patterns.create("saga", seed=9, stuck_after_ms=5_000)
+    eng.apply({"op": "crash", "node": "payment"})
+    eng.apply({"op": "place_order"})
+    eng.advance(60_000)
+    assert eng.sagas[1]["status"] == "running" and eng.violations() == []
+    eng.apply({"op": "restart", "node": "payment"})
+    eng.advance(2_000)
+    assert eng.sagas[1]["status"] == "completed" and eng.violations() == []
+
+
+def test_the_liveness_check_reports_a_saga_stuck_after_faults_healed():
+    from patterns.saga.checker import SagaChecker
+
+    now = [0.0]
+    checker = SagaChecker(lambda: now[0], stuck_after_ms=1_000)
+    now[0] = 5_000.0
+    checker.check_liveness({7: 100.0}, calm_since=None, now=now[0])  # a fault is active: no judgement
+    checker.check_liveness({7: 100.0}, calm_since=4_500.0, now=now[0])  # healed 500 ms ago: still fine
+    assert checker.violations() == []
+    now[0] = 6_000.0
+    checker.check_liveness({7: 100.0}, calm_since=4_500.0, now=now[0])
+    assert [v["invariant"] for v in checker.violations()] == ["liveness"]
+    assert "saga 7 is still running" in checker.violations()[0]["message"]
+
+
+def test_the_checker_catches_units_created_out_of_thin_air():
+    eng = patterns.create("saga", seed=4)
+    eng.apply({"op": "place_order"})
+    eng.advance(500)
+    assert eng.violations() == []
+    eng.services["inventory"].disk["stock"]["widget"] += 5  # a bug that creates stock
+    eng.advance(1)
+    found = eng.violations()
+    assert [v["invariant"] for v in found] == ["conservation"]
+    assert "widget: 103 in stock + 2 reserved = 105, but there were 100" in found[0]["message"]
+    assert eng.view()["ledger"]["ok"] is False
+
+
+def test_the_checker_catches_a_double_charge_and_a_wrong_compensation_order():
+    from patterns.saga.checker import SagaChecker
+
+    checker = SagaChecker(lambda: 0.0, stuck_after_ms=1_000)
+    for step in (0, 1, 2):
+        checker.on_effect(1, step, "forward")
+    checker.on_effect(1, 2, "forward")
+    checker.on_effect(1, 0, "compensate")  # order cancelled before the refund and the release
+    checker.on_effect(1, 2, "compensate")
+    checker.on_effect(1, 1, "compensate")
+    checker.on_end(1, "compensated")
+    assert [v["invariant"] for v in checker.violations()] == ["no_double_effect", "compensation_order"]
+    assert "payment applied its step twice for saga 1" in checker.violations()[0]["message"]
