@@ -212,7 +212,7 @@
     if (!d.alive) return 'down';
     if (d.gray) return 'gray';
     var lat = Array.isArray(d.latency_ms) ? d.latency_ms[1] : d.latency_ms;
-    if (d.error_rate > 0) return 'failing';
+    if (d.error_rate > 0 || d.hang_rate > 0) return 'failing';
     if (lat != null && lat > 200) return 'slow';
     return 'healthy';
   }
@@ -256,10 +256,10 @@
       dd.g.classList.toggle('breaker-off', !breakerOnAll);
       setText(dd.brText, breakerOnAll ? stateText(bs) : 'no breaker');
       setAttr(dd.brMark, 'd', bs === 'open' ? 'M-12 -8 L12 8' : bs === 'half_open' ? 'M-12 0 L0 0 M4 -8 L12 -8' : 'M-12 0 L12 0');
-      setText(dd.state, state === 'down' ? 'DOWN' : state === 'failing' ? 'failing ' + pct(d.error_rate) : state === 'gray' ? 'gray failure' : state === 'slow' ? 'slow' : 'healthy');
+      setText(dd.state, state === 'down' ? 'DOWN' : state === 'failing' ? (d.error_rate > 0 ? 'failing ' + pct(d.error_rate) : '') + (d.hang_rate > 0 ? (d.error_rate > 0 ? ', ' : '') + pct(d.hang_rate) + ' hang' : '') : state === 'gray' ? 'gray failure' : state === 'slow' ? 'slow' : 'healthy');
       setText(dd.facts, latencyText(d.latency_ms) + ' · ' + (d.received || 0) + ' calls');
       setText(dd.inflight, (d.in_flight || 0) + ' in flight');
-      setAttr(dd.g, 'aria-label', d.id + ', downstream, ' + (state === 'down' ? 'down' : state === 'failing' ? 'failing ' + pct(d.error_rate) + ' of calls' : state) +
+      setAttr(dd.g, 'aria-label', d.id + ', downstream, ' + (state === 'down' ? 'down' : state === 'failing' ? dd.state.textContent : state) +
         ', latency ' + latencyText(d.latency_ms) + ', ' + (d.in_flight || 0) + ' in flight, breaker ' + (breakerOnAll ? stateText(bs) : 'off'));
     });
   };
@@ -641,7 +641,7 @@
       lab.command({ op: 'fallback', mode: $('fallback-mode').value }).then(done);
     });
 
-    ['fault-error', 'fault-lat-min', 'fault-lat-max', 'fault-gray'].forEach(function (id) {
+    ['fault-error', 'fault-hang', 'fault-lat-min', 'fault-lat-max', 'fault-gray'].forEach(function (id) {
       $(id).addEventListener('input', function () { lab.dirty.fault = true; });
     });
     $('fault-node').addEventListener('change', function () { lab.dirty.fault = false; });
@@ -651,7 +651,9 @@
       var p = field('fault-error', 0, 100, 'The error rate must be 0 to 100%.');
       if (p == null) return;
       var a = parseFloat($('fault-lat-min').value), b = parseFloat($('fault-lat-max').value);
-      var cmd = { op: 'downstream', node: node, error_rate: p / 100, gray: $('fault-gray').checked };
+      var hang = field('fault-hang', 0, 100, 'The share of calls that hang must be 0 to 100%.');
+      if (hang == null) return;
+      var cmd = { op: 'downstream', node: node, error_rate: p / 100, hang_rate: hang / 100, gray: $('fault-gray').checked };
       if (isFinite(a) && isFinite(b)) {
         if (a < 0 || b < a || b > 60000) { lab.showError('Latency must be two numbers of ms, the first not larger than the second, at most 60000.'); return; }
         cmd.latency_ms = [a, b];
@@ -667,7 +669,7 @@
 
   /** Back to health: no errors, the downstream's original latency, not gray. */
   function healCmd(lab, id) {
-    var cmd = { op: 'downstream', node: id, error_rate: 0, gray: false };
+    var cmd = { op: 'downstream', node: id, error_rate: 0, hang_rate: 0, gray: false };
     var view = lab.model.view || {};
     var base = view.params && view.params.downstream_latency_ms;
     if (Array.isArray(base)) cmd.latency_ms = base;
@@ -700,7 +702,7 @@
         { action: 'fail', label: 'Make ' + id + ' fail every call', disabled: !d.alive || d.error_rate >= 1, cmd: { op: 'downstream', node: id, error_rate: 1 } },
         { action: 'flaky', label: 'Make ' + id + ' fail half the calls', disabled: !d.alive, cmd: { op: 'downstream', node: id, error_rate: 0.5 } },
         { action: 'slow', label: 'Slow ' + id + ' to 1–2 s', disabled: !d.alive, cmd: { op: 'downstream', node: id, latency_ms: [1000, 2000] } },
-        { action: 'heal', label: 'Heal ' + id, disabled: !failing && !d.gray && !(lat[1] > 200), cmd: healCmd(lab, id) },
+        { action: 'heal', label: 'Heal ' + id, disabled: !failing && !d.hang_rate && !d.gray && !(lat[1] > 200), cmd: healCmd(lab, id) },
         { action: 'crash', label: 'Crash ' + id, disabled: !d.alive, cmd: { op: 'crash', node: id } },
         { action: 'restart', label: 'Restart ' + id, disabled: d.alive, cmd: { op: 'restart', node: id } },
         { action: 'force-open', label: 'Force the breaker open', disabled: b.state === 'open', cmd: { op: 'force', node: id, state: 'open' } },
