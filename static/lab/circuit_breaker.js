@@ -545,10 +545,13 @@
     var ids = (view.downstream || []).map(function (d) { return d.id; });
     if (this.lab.changed('fault-select', ids)) U.fillSelect($('fault-node'), ids);
     var d = this.lab.model.node($('fault-node').value, 'downstream');
-    if (d && !this.lab.dirty.fault && !$('fault-form').contains(document.activeElement)) {
+    if (d && !this.lab.dirty.fault) {
       var lat = Array.isArray(d.latency_ms) ? d.latency_ms : [d.latency_ms, d.latency_ms];
       fill('fault-lat-min', lat[0]);
       fill('fault-lat-max', lat[1]);
+      fill('fault-error', Math.round(100 * (d.error_rate || 0)));
+      fill('fault-hang', Math.round(100 * (d.hang_rate || 0)));
+      if ($('fault-gray').checked !== !!d.gray) $('fault-gray').checked = !!d.gray;
     }
   };
 
@@ -643,6 +646,7 @@
 
     ['fault-error', 'fault-hang', 'fault-lat-min', 'fault-lat-max', 'fault-gray'].forEach(function (id) {
       $(id).addEventListener('input', function () { lab.dirty.fault = true; });
+      $(id).addEventListener('change', function () { lab.dirty.fault = true; });
     });
     $('fault-node').addEventListener('change', function () { lab.dirty.fault = false; });
     $('fault-form').addEventListener('submit', function (event) {
