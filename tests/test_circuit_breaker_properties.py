@@ -247,8 +247,10 @@ class CircuitBreakerSchedules(RuleBasedStateMachine):
         eng.apply({"op": "pipeline", "breaker": True, "retry": True, "bulkhead": True, "fallback": False})
         eng.apply({"op": "bulkhead", "limit": 10})
         eng.apply({"op": "timeout", "timeout_ms": 500})
-        eng.apply({"op": "force", "state": "closed"})
-        eng.apply({"op": "traffic", "rate_rps": 30})
+        for d, breaker in eng.front.breakers.items():
+            if breaker.state == "disabled":  # only force leaves disabled
+                eng.apply({"op": "force", "state": "closed", "node": d})
+        eng.apply({"op": "traffic", "rate_rps": 30, "fanout": list(eng.downstreams)})
         # Longer than a client's 5 s timeout: requests lost before the repair have ended.
         eng.advance(6000)
         done: list = []
@@ -258,6 +260,7 @@ class CircuitBreakerSchedules(RuleBasedStateMachine):
         assert eng.violations() == []
         assert len(done) >= 0.6 * 30 * 5
         assert sum(1 for d in done if not d.ok) <= 0.05 * len(done)
+        # Every breaker found its own way back to closed (none is stuck half-open).
         assert all(b["state"] == "closed" for b in eng.view()["breakers"].values())
 
 
@@ -394,3 +397,29 @@ def test_every_parameter_has_a_default_and_the_view_has_its_keys():
         assert key in view["series"]
     assert view["front"]["workers"] == 20 and view["stats"]["amplification"] == 1.0
     json.dumps(view)
+
+
+def test_probes_in_flight_when_the_breaker_is_switched_off_still_decide():
+    """Half-open probes sent through the breaker are recorded even if the breaker is off when they end."""
+    eng = patterns.create("circuit_breaker", seed=4, rate_rps=200, retry=False)
+    eng.apply({"op": "force", "state": "half_open", "node": "d1"})
+    eng.advance(15)  # the three probes are in flight (10-30 ms each)
+    assert eng.front.breakers["d1"].probes_permitted == 3
+    eng.apply({"op": "pipeline", "breaker": False})
+    eng.advance(100)
+    eng.apply({"op": "pipeline", "breaker": True})
+    eng.advance(100)
+    assert eng.view()["breakers"]["d1"]["state"] == "closed"
+    assert eng.violations() == []
+
+
+def test_lowering_half_open_calls_settles_a_half_open_breaker():
+    eng = patterns.create("circuit_breaker", seed=4, rate_rps=200, retry=False, half_open_calls=50)
+    eng.apply({"op": "force", "state": "half_open", "node": "d1"})
+    eng.advance(100)  # some 20 probes, fewer than 50
+    eng.apply({"op": "traffic", "rate_rps": 0})
+    eng.advance(300)
+    assert eng.view()["breakers"]["d1"]["state"] == "half_open"
+    assert 0 < eng.view()["breakers"]["d1"]["calls_in_window"] < 50
+    eng.apply({"op": "breaker", "half_open_calls": 1})
+    assert eng.view()["breakers"]["d1"]["state"] == "closed"

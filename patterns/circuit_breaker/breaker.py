@@ -107,6 +107,13 @@ class Breaker:
             return self.judge(now)
         if self.state == "half_open":
             self.probe_results.append((failed, slow))
+            return self.settle()
+        return None
+
+    def settle(self) -> tuple[str, str] | None:
+        """Half-open: once ``half_open_calls`` probes have ended, their outcomes decide."""
+        s = self.settings
+        if self.state == "half_open":
             if len(self.probe_results) >= s.half_open_calls:
                 n = len(self.probe_results)
                 nf = sum(1 for f, _ in self.probe_results if f)

@@ -92,14 +92,15 @@ class Call:
 
 
 class Attempt:
-    __slots__ = ("key", "call", "sent_ms", "generation", "probe")
+    __slots__ = ("key", "call", "sent_ms", "generation", "probe", "guarded")
 
-    def __init__(self, key: int, call: Call, sent_ms: float, generation: int, probe: bool) -> None:
+    def __init__(self, key: int, call: Call, sent_ms: float, generation: int, probe: bool, guarded: bool) -> None:
         self.key = key
         self.call = call
         self.sent_ms = sent_ms
         self.generation = generation
         self.probe = probe
+        self.guarded = guarded  # sent through the breaker: its outcome is recorded even if the breaker is off by then
 
 
 def backoff_ms(settings: RetrySettings, attempt: int, rng) -> float:
@@ -199,7 +200,7 @@ class FrontNode(ClusterNode):
         self._next_key += 1
         key = self._next_key
         now = self.host.now
-        self.attempts[key] = Attempt(key, call, now, breaker.generation, probe)
+        self.attempts[key] = Attempt(key, call, now, breaker.generation, probe, cfg.pipeline["breaker"])
         self.in_flight[d] += 1
         self.host.emit(
             "attempt", downstream=d, attempt=call.attempt, probe=probe, guarded=cfg.pipeline["breaker"],
@@ -228,7 +229,7 @@ class FrontNode(ClusterNode):
         now = self.host.now
         duration = now - att.sent_ms
         self.host.emit("attempt_done", downstream=d, ok=ok, why=why, ms=duration)
-        if self.cfg.pipeline["breaker"]:
+        if att.guarded:
             breaker = self.breakers[d]
             slow = duration >= breaker.settings.slow_call_ms
             change = breaker.record(now, att.generation, not ok, slow)
@@ -301,6 +302,6 @@ class FrontNode(ClusterNode):
         if not self.host.alive or not self.cfg.pipeline["breaker"]:
             return
         for d, breaker in self.breakers.items():
-            change = breaker.judge(self.host.now)
+            change = breaker.judge(self.host.now) or breaker.settle()
             if change is not None:
                 self.transition(d, change[0], change[1] + " (under the new settings)")
