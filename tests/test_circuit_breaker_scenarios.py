@@ -132,7 +132,24 @@ def check_bulkhead(run: ScenarioRun) -> None:
     assert_replays(eng)
 
 
+def check_gray_failure(run: ScenarioRun) -> None:
+    base, base2, after = measures(run)
+    assert base.errors == 0 and base2.errors == 0
+    strict, eager = (now_of(run.find("until state", i).output) - 1000.0 for i in range(2))
+    assert eager < 0.5 * strict and eager < 500
+    first, second = (run.find("transitions d1", i).output for i in range(2))
+    assert "20 of 20 calls in the window were slow" in first and "100% >= 100%" in first
+    assert "10 of 20 calls in the window were slow" in second and "50% >= 50%" in second
+    assert after.calls_by["d1"]["short-circuited"] > 0.9 * after.sent
+    assert after.calls_by["d2"] == {"ok": after.calls_by["d2"]["ok"]}
+    eng = run.engine
+    assert eng.view()["downstream"][0]["gray"] is True and eng.view()["downstream"][0]["alive"] is True
+    assert eng.violations() == []
+    assert_replays(eng)
+
+
 SEMANTIC: dict[str, Callable[[ScenarioRun], None]] = {
+    "gray_failure": check_gray_failure,
     "breaker_cycle": check_breaker_cycle,
     "retry_storm": check_retry_storm,
     "bulkhead": check_bulkhead,
