@@ -154,11 +154,24 @@ def check_choreography(run: ScenarioRun) -> None:
     assert_healthy_end(run)
 
 
+def check_partition(run: ScenarioRun) -> None:
+    cut_off = sagas_of(run.find("sagas").view)[1]
+    # Charged before the partition, but the orchestrator never heard: the saga waits.
+    assert cut_off["status"] == "running" and step_statuses(cut_off) == ["done", "done", "done", "pending"]
+    final = run.engine.view()
+    assert sagas_of(final)[1]["status"] == "completed"
+    payment = {s["id"]: s for s in final["services"]}["payment"]["state"]
+    assert payment["charged"] == 25 and payment["repeats"] >= 1  # the resend was deduplicated
+    assert final["network"]["counts"]["dropped"] >= 10  # about 15 resends lost in 3 s
+    assert_healthy_end(run)
+
+
 SEMANTIC: dict[str, Callable[[ScenarioRun], None]] = {
     "fail_each_step": check_fail_each_step,
     "orchestrator_crash": check_orchestrator_crash,
     "duplicates": check_duplicates,
     "choreography": check_choreography,
+    "partition": check_partition,
 }
 
 

@@ -290,6 +290,8 @@ class SagaEngine(ClusterEngine):
         elif event == "restarted":
             if node_id != "orchestrator":
                 self.narrate(f"{node_id} restarted", "fault")
+            elif not self.orchestrator.disk["log"]:
+                self.narrate("orchestrator restarted: its log is empty, so there is nothing to resume", "fault")
 
     def _on_applied(self, service: str, fields: dict[str, Any]) -> None:
         saga, step, action = fields["saga"], fields["step"], fields["action"]
