@@ -24,6 +24,7 @@ PYTHONHASHSEED.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ def node_number(node_id: str) -> int:
     return int(node_id[1:])
 
 
-class Placement:
+class Placement(ABC):
     strategy = ""
 
     def __init__(self, members: Sequence[str], replicas: int) -> None:
@@ -53,8 +54,9 @@ class Placement:
         self.members = tuple(members)
         self.replicas = replicas
 
+    @abstractmethod
     def preference(self, key: str) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The replicas of ``key``, the primary first."""
 
     def primary_share(self) -> dict[str, float]:
         """The fraction of the hash space (or of the keys) each member is primary for."""
