@@ -24,8 +24,8 @@ PYTHONHASHSEED.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from functools import lru_cache
