@@ -225,9 +225,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer points")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--viewers", type=str, default="", help="comma-separated viewer counts for fan-out, e.g. 300,600")
+    parser.add_argument("--fanout-only", action="store_true", help="measure only fan-out (and its baseline)")
     args = parser.parse_args()
     seconds = 4.0 if args.quick else 10.0
     counts = [10, 100] if args.quick else [10, 100, 300]
+    if args.viewers:
+        counts = [int(n) for n in args.viewers.split(",")]
     sizes = [25, 50, 100] if args.quick else [25, 50, 100, 150, 200]
     import redis as redis_lib
 
@@ -241,13 +245,15 @@ def main() -> None:
         try:
             report["fanout"] = asyncio.run(fanout(lab, counts, seconds))
             report["fanout_baseline"] = asyncio.run(fanout_baseline(counts, seconds, lab["frame_bytes"]))
-            report["click"] = asyncio.run(click_latency(lab, 50, 20 if args.quick else 40))
-            report["click_baseline"] = asyncio.run(echo_baseline(200))
+            if not args.fanout_only:
+                report["click"] = asyncio.run(click_latency(lab, 50, 20 if args.quick else 40))
+                report["click_baseline"] = asyncio.run(echo_baseline(200))
         finally:
             daphne.stop()
             for worker in workers:
                 worker.stop()
-        report["capacity"] = worker_capacity(redis_server.url, sizes, 4.0 if args.quick else 6.0)
+        if not args.fanout_only:
+            report["capacity"] = worker_capacity(redis_server.url, sizes, 4.0 if args.quick else 6.0)
     report["frame_bytes"] = lab["frame_bytes"]
     if args.json:
         print(json.dumps(report, indent=1))
@@ -265,6 +271,8 @@ def print_report(report: dict) -> None:
             f" {bare['fps_mean']:6.1f} ({bare['fps_min']:4.1f}) | {bare['p50_ms']:6.1f} / {bare['p99_ms']:6.1f} | {bare['server_cpu']:7.0%} |"
             f" {lab['server_cpu'] / max(bare['server_cpu'], 1e-9):5.1f} | {lab['p99_ms'] / max(bare['p99_ms'], 1e-9):5.1f}"
         )
+    if "click" not in report:
+        return
     click, echo = report["click"], report["click_baseline"]
     print(f"\nClick to frame, with {click['background']} other simulations running ({click['clicks']} clicks)")
     print(f"  lab:  p50 {click['p50_ms']:.1f} ms, p99 {click['p99_ms']:.1f} ms")
