@@ -8,16 +8,13 @@ that would break it (wall clocks, module-level randomness, I/O libraries).
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import patterns
+from determinism_helpers import assert_same_across_hash_seeds
 from raft_helpers import new_engine, random_schedule, run_schedule, state_json, view_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,31 +122,19 @@ def test_replay_records_rejected_commands_and_goes_on():
 # -- across processes and hash seeds ----------------------------------------------------------
 
 CHILD = """
-import hashlib, sys
-sys.path[:0] = [{root!r}, {tests!r}]
 from raft_helpers import new_engine, random_schedule, run_schedule, state_json
 eng = new_engine(4, nodes=5, clients=3)
 run_schedule(eng, random_schedule(4, list(eng.nodes), 3, 200))
 eng.advance(1500)
-print(hashlib.sha256(state_json(eng).encode()).hexdigest())
+STATE = state_json(eng)
 """
-
-
-def child_digest(hash_seed: str) -> str:
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    code = CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def test_runs_match_across_processes_with_different_hash_seeds():
     here = new_engine(4, nodes=5, clients=3)
     run_schedule(here, random_schedule(4, list(here.nodes), 3, 200))
     here.advance(1500)
-    expected = hashlib.sha256(state_json(here).encode()).hexdigest()
-    digests = {seed: child_digest(seed) for seed in ["0", "1", "12345", "random"]}
-    assert set(digests.values()) == {expected}, digests
+    assert_same_across_hash_seeds(state_json(here), CHILD)
 
 
 # -- the source scan --------------------------------------------------------------------------

@@ -7,18 +7,12 @@ through ``patterns.replay()`` of a command log.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import patterns
-
-ROOT = Path(__file__).resolve().parent.parent
+from determinism_helpers import assert_same_across_hash_seeds
 
 
 def state_json(eng) -> str:
@@ -116,23 +110,7 @@ def test_replay_with_commands_sharing_a_moment(latency):
 
 # -- across processes and hash seeds ----------------------------------------------------------
 
-CHILD = """
-import hashlib, json, sys
-sys.path[:0] = [{root!r}, {tests!r}]
-from test_load_balancer_determinism import scripted_run, state_json
-print(hashlib.sha256(state_json(scripted_run()).encode()).hexdigest())
-"""
-
-
-def child_digest(hash_seed: str) -> str:
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    code = CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 def test_runs_match_across_processes_with_different_hash_seeds():
-    expected = hashlib.sha256(state_json(scripted_run()).encode()).hexdigest()
-    digests = {seed: child_digest(seed) for seed in ["0", "1", "12345", "random"]}
-    assert set(digests.values()) == {expected}, digests
+    assert_same_across_hash_seeds(
+        state_json(scripted_run()), "from test_load_balancer_determinism import scripted_run, state_json\nSTATE = state_json(scripted_run())"
+    )
