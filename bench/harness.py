@@ -36,8 +36,9 @@ class ViewerStats:
     bytes: int = 0
 
 
-async def viewer(url: str, headers: dict[str, str], stats: ViewerStats, stop: asyncio.Event, ack: bool = True) -> None:
-    """A well-behaved viewer: reads every frame, acknowledges it, records its delay."""
+async def viewer(url: str, headers: dict[str, str], stats: ViewerStats, stop: asyncio.Event, ack_every: int = 1) -> None:
+    """A well-behaved viewer: reads every frame, acknowledges every ``ack_every``-th
+    (0: none), records its delay."""
     async with websockets.connect(url, additional_headers=headers, max_size=None, max_queue=None) as ws:
         while not stop.is_set():
             try:
@@ -48,7 +49,7 @@ async def viewer(url: str, headers: dict[str, str], stats: ViewerStats, stop: as
             message = json.loads(text)
             if message.get("type") != "frame":
                 continue
-            if ack:
+            if ack_every and (stats.frames + 1) % ack_every == 0:
                 await ws.send('{"type":"ack","seq":%d}' % message["seq"])
             stats.frames += 1
             stats.bytes += len(text)

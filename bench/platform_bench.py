@@ -40,10 +40,16 @@ from webapp.runtime.launch import open_new_sim as new_sim  # noqa: E402
 from webapp.runtime.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
 
 
+ACK_EVERY = 1
+
+
 async def measure_viewers(urls_headers, seconds: float, pids: list[int]) -> dict:
     stats = [ViewerStats() for _ in urls_headers]
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(viewer(url, headers, s, stop)) for (url, headers), s in zip(urls_headers, stats)]
+    tasks = [
+        asyncio.create_task(viewer(url, headers, s, stop, ack_every=ACK_EVERY))
+        for (url, headers), s in zip(urls_headers, stats)
+    ]
     await asyncio.sleep(2.0)  # let every viewer connect and settle
     for s in stats:
         s.frames, s.delays_ms, s.seqs, s.bytes = 0, [], [], 0
@@ -227,7 +233,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--viewers", type=str, default="", help="comma-separated viewer counts for fan-out, e.g. 300,600")
     parser.add_argument("--fanout-only", action="store_true", help="measure only fan-out (and its baseline)")
+    parser.add_argument("--ack-every", type=int, default=1, help="viewers acknowledge every Nth frame (0: never)")
     args = parser.parse_args()
+    global ACK_EVERY
+    ACK_EVERY = args.ack_every
     seconds = 4.0 if args.quick else 10.0
     counts = [10, 100] if args.quick else [10, 100, 300]
     if args.viewers:

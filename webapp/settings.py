@@ -131,7 +131,7 @@ LAB = {
     "MAX_MESSAGE_BYTES": 4096,
     "RATE_PER_SECOND": 40.0,  # messages a connection may send, sustained
     "RATE_BURST": 80.0,
-    "FRAME_WINDOW": 3,  # frames a viewer may have unacknowledged
+    "FRAME_WINDOW": int(os.environ.get("LAB_FRAME_WINDOW", "3")),  # frames a viewer may have unacknowledged
     "STUCK_AFTER_S": float(os.environ.get("LAB_STUCK_AFTER_S", "15")),
     "PARK_AFTER_S": float(os.environ.get("LAB_PARK_AFTER_S", "60")),
     "DEFAULT_SPEED": 0.01,
