@@ -17,23 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import patterns
+from engine_contract import assert_rejected_without_effect, schedule_settings
 from patterns.errors import InvalidCommand, InvalidParameter
-
-settings.register_profile(
-    "cb-default",
-    max_examples=int(os.environ.get("CB_MAX_EXAMPLES", "80")),
-    stateful_step_count=int(os.environ.get("CB_STEPS", "40")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
 
 WAIT = st.sampled_from([0, 0, 5, 40, 150, 400])
 INDEX = st.integers(0, 10)
@@ -265,7 +256,7 @@ class CircuitBreakerSchedules(RuleBasedStateMachine):
 
 
 TestCircuitBreakerSchedules = CircuitBreakerSchedules.TestCase
-TestCircuitBreakerSchedules.settings = settings.get_profile("cb-default")
+TestCircuitBreakerSchedules.settings = schedule_settings("CB", max_examples=80, steps=40)
 
 
 # -- apply() validation ------------------------------------------------------------------------------
@@ -330,18 +321,7 @@ BAD_COMMANDS = [
 
 @pytest.mark.parametrize("cmd,fragment", [(c, f) for _, c, f in BAD_COMMANDS], ids=[n for n, _, _ in BAD_COMMANDS])
 def test_bad_command_is_rejected_and_changes_nothing(cmd, fragment):
-    eng = busy_engine()
-    twin = busy_engine()
-    before = state_json(eng)
-    with pytest.raises(InvalidCommand) as info:
-        eng.apply(cmd)
-    message = str(info.value)
-    assert fragment in message
-    assert len(message) < 300
-    assert state_json(eng) == before
-    eng.advance(1500)
-    twin.advance(1500)
-    assert state_json(eng) == state_json(twin)
+    assert_rejected_without_effect(busy_engine, cmd, fragment, state_json, future_ms=1500)
 
 
 def test_minimum_calls_is_capped_at_a_count_window():
