@@ -167,10 +167,7 @@ class CircuitBreakerEngine(ClusterEngine):
             "bulkhead": flag(params, "bulkhead", default=True, error=err),
             "fallback": flag(params, "fallback", default=False, error=err),
         }
-        latency = number_pair(params, "latency_ms", lo=0, hi=10_000, default=(1.0, 3.0), error=err)
-        drop = number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err)
-        dup = number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err)
-        reorder = number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err)
+        network = self.network_params(params, default_latency_ms=(1.0, 3.0))
         normalized = {
             "downstreams": count, "front_workers": workers, "front_queue": front_queue, "rate_rps": rate,
             "fanout": list(fanout), "client_timeout_ms": client_timeout, "timeout_ms": timeout,
@@ -178,11 +175,9 @@ class CircuitBreakerEngine(ClusterEngine):
             "error_rate": error_rate, "retry_policy": retry["policy"],
             **{k: retry[k] for k in RETRY_KEYS if k != "policy"},
             **breaker, "bulkhead_limit": bulkhead, "fallback_mode": fallback_mode, **pipeline,
-            "latency_ms": list(latency), "drop_rate": drop, "duplicate_rate": dup, "reorder_rate": reorder,
+            **network,
         }
-        super().__init__(
-            seed=seed, params=normalized, latency_ms=latency, drop_rate=drop, duplicate_rate=dup, reorder_rate=reorder
-        )
+        super().__init__(seed=seed, params=normalized, network=network)
         self.config = Config(
             workers=workers,
             queue_limit=front_queue,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ..engine import Engine
-from ..errors import InvalidCommand
+from ..errors import InvalidCommand, InvalidParameter
 from ..validate import number, number_pair, only_keys
 from .network import Message, Network
 from .rng import derive_rng
@@ -106,27 +106,34 @@ class ClusterEngine(Engine):
         "network": "cmd_network",
     }
 
-    def __init__(
-        self,
-        *,
-        seed: int,
-        params: Mapping[str, Any],
-        latency_ms: tuple[float, float],
-        drop_rate: float,
-        duplicate_rate: float = 0.0,
-        reorder_rate: float = 0.0,
-    ) -> None:
+    def __init__(self, *, seed: int, params: Mapping[str, Any], network: Mapping[str, Any]) -> None:
+        """``network`` is what ``network_params()`` returned for this engine."""
         super().__init__(seed=seed, params=params)
+        latency = network["latency_ms"]
         self.net = Network(
             self.sim,
             derive_rng(seed, "network"),
-            latency_ms=latency_ms,
-            drop_rate=drop_rate,
-            duplicate_rate=duplicate_rate,
-            reorder_rate=reorder_rate,
+            latency_ms=(latency[0], latency[1]),
+            drop_rate=network["drop_rate"],
+            duplicate_rate=network["duplicate_rate"],
+            reorder_rate=network["reorder_rate"],
         )
         self.hosts: dict[str, Host] = {}
         self.nodes: dict[str, ClusterNode] = {}
+
+    @staticmethod
+    def network_params(params: Mapping[str, Any], *, default_latency_ms: tuple[float, float]) -> dict[str, Any]:
+        """The network parameters every engine with nodes takes, checked and
+        normalized (JSON-ready, in this order): latency_ms, drop_rate,
+        duplicate_rate, reorder_rate."""
+        err = InvalidParameter
+        latency = number_pair(params, "latency_ms", lo=0, hi=LATENCY_LIMIT_MS, default=default_latency_ms, error=err)
+        return {
+            "latency_ms": list(latency),
+            "drop_rate": number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err),
+            "duplicate_rate": number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err),
+            "reorder_rate": number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err),
+        }
 
     # -- building --------------------------------------------------------
     def add_node(self, node_id: str, factory: Callable[[Host], ClusterNode]) -> ClusterNode:

@@ -25,7 +25,7 @@ from ..errors import InvalidCommand, InvalidParameter
 from ..kernel.cluster import ClusterEngine
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
-from ..validate import number, number_pair, only_keys, text
+from ..validate import number, only_keys, text
 from .algorithms import ALGORITHMS
 from .backend import BackendNode, BackendSpec
 from .balancer import BalancerConfig, BalancerNode, HealthSettings
@@ -142,10 +142,7 @@ class LoadBalancerEngine(ClusterEngine):
         healthy = number(params, "healthy_threshold", lo=1, hi=20, integer=True, default=2, error=err)
         heartbeat = number(params, "lb_heartbeat_ms", lo=10, hi=10_000, default=100.0, error=err)
         dead_after = number(params, "lb_dead_after", lo=1, hi=20, integer=True, default=3, error=err)
-        latency = number_pair(params, "latency_ms", lo=0, hi=10_000, default=(1.0, 3.0), error=err)
-        drop = number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err)
-        dup = number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err)
-        reorder = number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err)
+        network = self.network_params(params, default_latency_ms=(1.0, 3.0))
         if probe_timeout > interval:
             raise InvalidParameter(
                 f"'health_timeout_ms' ({probe_timeout:g}) must not exceed 'health_interval_ms' ({interval:g}): "
@@ -168,14 +165,9 @@ class LoadBalancerEngine(ClusterEngine):
             "healthy_threshold": healthy,
             "lb_heartbeat_ms": heartbeat,
             "lb_dead_after": dead_after,
-            "latency_ms": list(latency),
-            "drop_rate": drop,
-            "duplicate_rate": dup,
-            "reorder_rate": reorder,
+            **network,
         }
-        super().__init__(
-            seed=seed, params=normalized, latency_ms=latency, drop_rate=drop, duplicate_rate=dup, reorder_rate=reorder
-        )
+        super().__init__(seed=seed, params=normalized, network=network)
         self.spec = BackendSpec(capacity, queue_limit, service_ms, dist)
         self.backends: dict[str, BackendNode] = {}
         self.balancers: dict[str, BalancerNode] = {}

@@ -64,10 +64,7 @@ class RaftEngine(ClusterEngine):
         size = number(params, "nodes", lo=3, hi=9, integer=True, default=5, error=err)
         election = number_pair(params, "election_timeout_ms", lo=1, hi=60_000, default=(150.0, 300.0), error=err)
         heartbeat = number(params, "heartbeat_ms", lo=1, hi=60_000, default=50.0, error=err)
-        latency = number_pair(params, "latency_ms", lo=0, hi=10_000, default=(10.0, 15.0), error=err)
-        drop = number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err)
-        dup = number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err)
-        reorder = number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err)
+        network = self.network_params(params, default_latency_ms=(10.0, 15.0))
         clients = number(params, "clients", lo=1, hi=9, integer=True, default=3, error=err)
         client_timeout = number(params, "client_timeout_ms", lo=1, hi=60_000, default=election[1], error=err)
         noop = flag(params, "leader_noop", default=True, error=err)
@@ -75,17 +72,12 @@ class RaftEngine(ClusterEngine):
             "nodes": size,
             "election_timeout_ms": list(election),
             "heartbeat_ms": heartbeat,
-            "latency_ms": list(latency),
-            "drop_rate": drop,
-            "duplicate_rate": dup,
-            "reorder_rate": reorder,
+            **network,
             "clients": clients,
             "client_timeout_ms": client_timeout,
             "leader_noop": noop,
         }
-        super().__init__(
-            seed=seed, params=normalized, latency_ms=latency, drop_rate=drop, duplicate_rate=dup, reorder_rate=reorder
-        )
+        super().__init__(seed=seed, params=normalized, network=network)
         ids = [f"n{i}" for i in range(1, size + 1)]
         config = RaftConfig(tuple(ids), election, heartbeat, noop)
         for node_id in ids:

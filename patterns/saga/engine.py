@@ -19,7 +19,7 @@ from ..kernel.cluster import ClusterEngine, Host
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
 from ..text import and_list
-from ..validate import number, number_pair, only_keys, text
+from ..validate import number, only_keys, text
 from .checker import SagaChecker
 from .nodes import (
     FAIL_MODES,
@@ -81,10 +81,7 @@ class SagaEngine(ClusterEngine):
         retry_ms = number(params, "retry_ms", lo=10, hi=60_000, default=200.0, error=err)
         rate = number(params, "rate_rps", lo=0, hi=MAX_RATE_RPS, default=0.0, error=err)
         stuck = number(params, "stuck_after_ms", lo=1000, hi=3_600_000, default=30_000.0, error=err)
-        latency = number_pair(params, "latency_ms", lo=0, hi=10_000, default=(5.0, 15.0), error=err)
-        drop = number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err)
-        dup = number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err)
-        reorder = number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err)
+        network = self.network_params(params, default_latency_ms=(5.0, 15.0))
         normalized = {
             "mode": mode,
             "stock": stock,
@@ -92,14 +89,9 @@ class SagaEngine(ClusterEngine):
             "retry_ms": retry_ms,
             "rate_rps": rate,
             "stuck_after_ms": stuck,
-            "latency_ms": list(latency),
-            "drop_rate": drop,
-            "duplicate_rate": dup,
-            "reorder_rate": reorder,
+            **network,
         }
-        super().__init__(
-            seed=seed, params=normalized, latency_ms=latency, drop_rate=drop, duplicate_rate=dup, reorder_rate=reorder
-        )
+        super().__init__(seed=seed, params=normalized, network=network)
         self.mode = mode
         self.retry_ms = retry_ms
         self.initial_stock = {item: stock for item in ITEMS}

@@ -27,7 +27,7 @@ from ..errors import InvalidCommand, InvalidParameter
 from ..kernel.cluster import ClusterEngine
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
-from ..validate import number, number_pair, only_keys, text
+from ..validate import number, only_keys, text
 from ..text import and_list
 from .checker import AckedPut, ShardChecker, fmt_version
 from .client import ShardClient
@@ -148,10 +148,7 @@ class ShardingEngine(ClusterEngine):
         for name, value in (("write_quorum", w), ("read_quorum", r)):
             if value > replicas:
                 raise InvalidParameter(f"'{name}' ({value}) cannot exceed 'replicas' ({replicas})")
-        latency = number_pair(params, "latency_ms", lo=0, hi=10_000, default=(10.0, 15.0), error=err)
-        drop = number(params, "drop_rate", lo=0, hi=1, default=0.0, error=err)
-        dup = number(params, "duplicate_rate", lo=0, hi=1, default=0.0, error=err)
-        reorder = number(params, "reorder_rate", lo=0, hi=1, default=0.0, error=err)
+        network = self.network_params(params, default_latency_ms=(10.0, 15.0))
         split = number(params, "range_split_keys", lo=100, hi=MAX_KEYS, integer=True, default=250, error=err)
         clients = number(params, "clients", lo=1, hi=9, integer=True, default=3, error=err)
         capacity = number(params, "capacity_rps", lo=10, hi=1_000_000, default=1000.0, error=err)
@@ -164,19 +161,14 @@ class ShardingEngine(ClusterEngine):
             "replicas": replicas,
             "write_quorum": w,
             "read_quorum": r,
-            "latency_ms": list(latency),
-            "drop_rate": drop,
-            "duplicate_rate": dup,
-            "reorder_rate": reorder,
+            **network,
             "range_split_keys": split,
             "clients": clients,
             "capacity_rps": capacity,
             "request_timeout_ms": request_timeout,
             "client_timeout_ms": client_timeout,
         }
-        super().__init__(
-            seed=seed, params=normalized, latency_ms=latency, drop_rate=drop, duplicate_rate=dup, reorder_rate=reorder
-        )
+        super().__init__(seed=seed, params=normalized, network=network)
         self.strategy = strategy
         self.vnodes = vnodes
         self.range_split_keys = split
@@ -184,7 +176,7 @@ class ShardingEngine(ClusterEngine):
         self.service_ms = 1000.0 / capacity
         self.node_config = NodeConfig(
             request_timeout_ms=request_timeout,
-            retry_ms=max(250.0, 4.0 * latency[1]),
+            retry_ms=max(250.0, 4.0 * network["latency_ms"][1]),
             batch=BATCH_KEYS,
             tick_ms=TICK_MS,
         )
