@@ -129,7 +129,7 @@ class CircuitBreakerEngine(ClusterEngine):
     kind = "circuit_breaker"
     title = "Circuit breaker, retries and bulkheads"
     COMMANDS: ClassVar[dict[str, str]] = {
-        **{op: name for op, name in ClusterEngine.COMMANDS.items() if op != "crash_lose_disk"},
+        **ClusterEngine.DISKLESS_COMMANDS,
         "traffic": "cmd_traffic",
         "downstream": "cmd_downstream",
         "breaker": "cmd_breaker",

@@ -105,6 +105,10 @@ class ClusterEngine(Engine):
         "uncut": "cmd_uncut",
         "network": "cmd_network",
     }
+    #: the common commands for engines whose nodes keep nothing on disk
+    DISKLESS_COMMANDS: ClassVar[dict[str, str]] = {
+        op: name for op, name in COMMANDS.items() if op != "crash_lose_disk"
+    }
 
     def __init__(self, *, seed: int, params: Mapping[str, Any], network: Mapping[str, Any]) -> None:
         """``network`` is what ``network_params()`` returned for this engine."""

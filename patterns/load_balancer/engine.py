@@ -113,7 +113,7 @@ class LoadBalancerEngine(ClusterEngine):
     kind = "load_balancer"
     title = "Load balancer"
     COMMANDS: ClassVar[dict[str, str]] = {
-        **{op: name for op, name in ClusterEngine.COMMANDS.items() if op != "crash_lose_disk"},
+        **ClusterEngine.DISKLESS_COMMANDS,
         "set_algorithm": "cmd_set_algorithm",
         "slow": "cmd_slow",
         "add_backend": "cmd_add_backend",

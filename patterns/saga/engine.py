@@ -65,7 +65,7 @@ class SagaEngine(ClusterEngine):
     kind = "saga"
     title = "Saga"
     COMMANDS: ClassVar[dict[str, str]] = {
-        **{op: name for op, name in ClusterEngine.COMMANDS.items() if op != "crash_lose_disk"},
+        **ClusterEngine.DISKLESS_COMMANDS,
         "place_order": "cmd_place_order",
         "traffic": "cmd_traffic",
         "mode": "cmd_mode",
