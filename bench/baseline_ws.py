@@ -38,7 +38,7 @@ async def main(port: int, payload_bytes: int, hz: float) -> None:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             seq += 1
-            text = json.dumps({"type": "frame", "seq": seq, "sent_at": time.time() * 1000.0, "pad": padding})
+            text = json.dumps({"type": "frame", "seq": seq, "sent_at": time.time() * 1000.0, "pad": padding}, separators=(",", ":"))
             websockets.broadcast(clients, text)
 
     async with websockets.serve(handler, "127.0.0.1", port, max_queue=None):

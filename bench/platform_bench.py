@@ -40,7 +40,7 @@ from webapp.runtime.launch import open_new_sim as new_sim  # noqa: E402
 from webapp.runtime.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
 
 
-ACK_EVERY = 1
+ACK_EVERY = 5  # like the browser: half the default window of 10
 
 
 async def measure_viewers(urls_headers, seconds: float, pids: list[int]) -> dict:
@@ -172,7 +172,7 @@ def worker_capacity(redis_url: str, sizes: list[int], seconds: float) -> list[di
 import asyncio, json, sys, time, os
 os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings"
 import django; django.setup()
-from channels.layers import get_channel_layer
+from redis import asyncio as aioredis
 from webapp.runtime.worker import EngineWorker
 from webapp.runtime.driver import SimDriver, SimSpec
 import patterns
@@ -185,7 +185,7 @@ class TrivialEngine:
 
 async def run(n, seconds, trivial, frame_bytes):
     worker = EngineWorker(frame_hz=20)
-    worker.frames = get_channel_layer("frames")
+    worker.redis = aioredis.from_url(os.environ["REDIS_URL"])
     for i in range(n):
         driver = SimDriver(SimSpec(sim_id=f"bench{i}", kind="raft", seed=i, params={}, speed=1.0), wall_s=time.monotonic())
         if trivial:
@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--viewers", type=str, default="", help="comma-separated viewer counts for fan-out, e.g. 300,600")
     parser.add_argument("--fanout-only", action="store_true", help="measure only fan-out (and its baseline)")
-    parser.add_argument("--ack-every", type=int, default=1, help="viewers acknowledge every Nth frame (0: never)")
+    parser.add_argument("--ack-every", type=int, default=5, help="viewers acknowledge once N frames are unacknowledged, or 200 ms after the first (0: never)")
     args = parser.parse_args()
     global ACK_EVERY
     ACK_EVERY = args.ack_every

@@ -53,6 +53,7 @@ def lab_settings(redis_url: str) -> dict[str, str]:
     channel_layers.backends = {}
     redis_clients.sync_redis.cache_clear()
     redis_clients._async_clients.clear()
+    redis_clients._frames_clients.clear()
     return {"REDIS_URL": redis_url}
 
 
@@ -101,6 +102,7 @@ def clean_redis(redis_client) -> redis_lib.Redis:
     redis_client.flushdb()
     channel_layers.backends = {}
     redis_clients._async_clients.clear()
+    redis_clients._frames_clients.clear()
     hub._hubs.clear()
     return redis_client
 

@@ -100,18 +100,15 @@ LANGUAGE_CODE = "en"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Frames do not use a channel layer: workers PUBLISH each frame once on plain
+# Redis pub/sub and each web process subscribes once per watched simulation
+# (webapp.lab.hub). See docs/STREAMING.md for the measurements behind that.
 CHANNEL_LAYERS = {
     # Commands to engine workers and replies to consumers: the list-based layer,
     # which keeps a message until it is read (or expires).
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": "lab", "capacity": 1000, "expiry": 30},
-    },
-    # Frames to viewers: one PUBLISH per frame and per simulation group; each web
-    # process subscribes once per simulation it has viewers of (webapp.lab.hub).
-    "frames": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "labf"},
     },
 }
 
@@ -131,7 +128,11 @@ LAB = {
     "MAX_MESSAGE_BYTES": 4096,
     "RATE_PER_SECOND": 40.0,  # messages a connection may send, sustained
     "RATE_BURST": 80.0,
-    "FRAME_WINDOW": int(os.environ.get("LAB_FRAME_WINDOW", "3")),  # frames a viewer may have unacknowledged
+    # Frames a viewer may have unacknowledged: the most the server holds for a
+    # viewer that stops reading. The browser acknowledges every ACK_MS, or
+    # sooner once half the window is used.
+    "FRAME_WINDOW": int(os.environ.get("LAB_FRAME_WINDOW", "10")),
+    "ACK_MS": int(os.environ.get("LAB_ACK_MS", "200")),
     "STUCK_AFTER_S": float(os.environ.get("LAB_STUCK_AFTER_S", "15")),
     "PARK_AFTER_S": float(os.environ.get("LAB_PARK_AFTER_S", "60")),
     "DEFAULT_SPEED": 0.01,

@@ -9,7 +9,9 @@
  *
  * Protocol (JSON text both ways):
  *   server -> browser: hello, frame, reply {id, ok, result}, error {id|null, message}, status {level, message}
- *   browser -> server: ack {seq} for every frame, at once;
+ *   browser -> server: ack {seq}: every frame up to seq is handled; sent once half
+ *                      the server's frame window is used or ack_ms after the
+ *                      first unacknowledged frame (both from hello.limits);
  *                      command {id, cmd}; control {id, action, speed?, seed?}
  *
  * Reconnects by itself after a drop or a server restart, with full-jitter
@@ -57,7 +59,10 @@
     this.nextId = 1;
     this.pending = new Map();
     this.listeners = {};
-    this.limits = { max_message_bytes: 4096 };
+    this.limits = { max_message_bytes: 4096, frame_window: 10, ack_ms: 200 };
+    this._ackSeq = null; // the newest frame handled and not yet acknowledged
+    this._ackCount = 0;
+    this._ackTimer = null;
     this.hello = null;
     this._retryTimer = null;
     this._tickTimer = null;
@@ -147,6 +152,10 @@
     }
     if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
     this.openedAt = 0;
+    // A new connection starts a new window: nothing left to acknowledge.
+    if (this._ackTimer) { clearTimeout(this._ackTimer); this._ackTimer = null; }
+    this._ackSeq = null;
+    this._ackCount = 0;
     this._scheduleReconnect(reason);
   };
 
@@ -173,10 +182,8 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'frame':
-        // Acknowledge first, before any drawing: the server keeps at most a
-        // frame or two unacknowledged per connection.
-        this._sendRaw({ type: 'ack', seq: msg.seq });
         this._emit('frame', msg);
+        this._ackLater(msg.seq);
         break;
       case 'hello':
         this.hello = msg;
@@ -211,6 +218,29 @@
         break;
     }
     this._emit('message', msg);
+  };
+
+  // Acknowledge in batches: the server holds at most frame_window frames for
+  // us, so ack when half of it is used (on a message, never throttled) or
+  // ack_ms after the first frame of a batch (a timer, for the last frames
+  // before a quiet spell). A few acks a second instead of one per frame.
+  LabSocket.prototype._ackLater = function (seq) {
+    var self = this;
+    this._ackSeq = seq;
+    this._ackCount += 1;
+    if (this._ackCount >= Math.max(1, Math.floor((this.limits.frame_window || 2) / 2))) {
+      this._ackNow();
+    } else if (!this._ackTimer) {
+      this._ackTimer = setTimeout(function () { self._ackTimer = null; self._ackNow(); }, this.limits.ack_ms || 200);
+    }
+  };
+
+  LabSocket.prototype._ackNow = function () {
+    if (this._ackTimer) { clearTimeout(this._ackTimer); this._ackTimer = null; }
+    if (this._ackSeq === null) return;
+    this._sendRaw({ type: 'ack', seq: this._ackSeq });
+    this._ackSeq = null;
+    this._ackCount = 0;
   };
 
   LabSocket.prototype._sendRaw = function (obj) {

@@ -3,14 +3,19 @@
 It authenticates (owner capability in the session, or a share token for
 read-only viewers), joins the process's frame hub, validates what the browser
 sends and hands it to services. Frames do not pass through the channel layer
-to this consumer: the hub calls ``offer()``, and this consumer's sender task
-writes the newest frame when the browser has acknowledged enough of the
-earlier ones. So a viewer that stops reading holds at most FRAME_WINDOW frames
+to this consumer: the hub calls ``push()`` with the text the worker built, which
+is written at once while fewer than FRAME_WINDOW frames are unacknowledged and
+otherwise held (only the newest) until the browser acknowledges. So a viewer that stops reading holds at most FRAME_WINDOW frames
 in the server, and is disconnected with a reason after STUCK_AFTER_S.
 
-Rule for the frame path: nothing in ``offer()`` or ``_sender()`` touches the
-database. Messages from the browser and from the channel layer skip Channels'
-per-message database clean-up for the same reason (see ``dispatch``).
+The browser acknowledges in batches (at least every ACK_MS, or once half the
+window is used; the hello message tells it both), so a viewer costs the server
+a few incoming messages a second, not one per frame.
+
+Rules for the frame path are in ``hub.py``: nothing in ``push()``, ``sweep()``
+or ``_ack()`` touches the database or awaits anything that can wait. Messages
+from the browser and from the channel layer skip Channels' per-message
+database clean-up for the same reason (see ``dispatch``).
 """
 
 from __future__ import annotations
@@ -67,13 +72,12 @@ class SimConsumer(AsyncWebsocketConsumer):
         self.max_bytes = lab["MAX_MESSAGE_BYTES"]
         self.rate, self.burst = lab["RATE_PER_SECOND"], lab["RATE_BURST"]
         self.tokens, self.tokens_at, self.refused = self.burst, time.monotonic(), 0
-        self.latest: tuple[int, str] | None = None
+        self.held: tuple[int, str] | None = None  # the newest frame the window had no room for
         self.unacked: deque[tuple[int, float]] = deque()  # (seq, sent at)
-        self.wake = asyncio.Event()
         self.pending: dict[str, dict[str, Any]] = {}  # rid -> message awaiting a worker reply
         self.next_rid = 0
-        await self.send_json({"type": "hello", "sim": self.sim_id, "role": self.role, "limits": {"max_message_bytes": self.max_bytes}})
-        self.sender = asyncio.create_task(self._sender())
+        limits = {"max_message_bytes": self.max_bytes, "frame_window": self.window, "ack_ms": lab["ACK_MS"]}
+        await self.send_json({"type": "hello", "sim": self.sim_id, "role": self.role, "limits": limits})
         await get_hub().join(self.sim_id, self)
         self.joined = True
         # Ask for the simulation to run, and hear back if no worker can take it.
@@ -82,31 +86,28 @@ class SimConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
             self.joined = False
-            self.sender.cancel()
             await get_hub().leave(self.sim_id, self)
 
     # -- frames out ------------------------------------------------------------
-    def offer(self, seq: int, text: str) -> None:
-        """Called by the hub for every frame: keep only the newest."""
-        self.latest = (seq, text)
-        self.wake.set()
+    async def push(self, seq: int, text: str, now: float) -> None:
+        """Called by the hub for every frame. Send it if the window has room, else
+        hold it as the only pending frame: a newer one replaces it (conflation)."""
+        if len(self.unacked) >= self.window:
+            self.held = (seq, text)
+            return
+        self.held = None
+        self.unacked.append((seq, now))
+        await self.send(text_data=text)
 
-    async def _sender(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
-            self.wake.clear()
-            now = time.monotonic()
-            if self.unacked and now - self.unacked[0][1] > self.stuck_after:
-                await self.close(code=CLOSE_TOO_SLOW, reason=f"Too slow: no frame acknowledged for {self.stuck_after:.0f} s; reconnecting gets the newest state")
-                return
-            if self.latest is not None and len(self.unacked) < self.window:
-                seq, text = self.latest
-                self.latest = None
-                self.unacked.append((seq, now))
-                await self.send(text_data=text)
+    async def sweep(self, now: float) -> None:
+        """Once a second, from the hub: drop a viewer stuck past the limit, resend
+        commands a dead worker never answered."""
+        if self.unacked and now - self.unacked[0][1] > self.stuck_after:
+            self.joined = False
+            await get_hub().leave(self.sim_id, self)
+            await self.close(code=CLOSE_TOO_SLOW, reason=f"Too slow: no frame acknowledged for {self.stuck_after:.0f} s; reconnecting gets the newest state")
+            return
+        if self.pending:
             await self._retry_pending(now)
 
     # -- messages in --------------------------------------------------------------
@@ -133,7 +134,7 @@ class SimConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type")
         if kind == "ack":
-            self._ack(message.get("seq"))
+            await self._ack(message.get("seq"))
             return
         client_id = message.get("id")
         if client_id is not None and (not isinstance(client_id, int) or isinstance(client_id, bool)):
@@ -163,14 +164,16 @@ class SimConsumer(AsyncWebsocketConsumer):
         self.pending[rid] = {"message": outgoing, "client_id": client_id, "sent": time.monotonic(), "tries": 1}
         await services.sim_send(self.sim_id, outgoing)
 
-    def _ack(self, seq: Any) -> None:
-        if not isinstance(seq, int):
+    async def _ack(self, seq: Any) -> None:
+        """The browser has drawn every frame up to ``seq``: free the window, and
+        send the held frame if there is one."""
+        if not isinstance(seq, int) or isinstance(seq, bool):
             return
         unacked = self.unacked
         while unacked and unacked[0][0] <= seq:
             unacked.popleft()
-        if self.latest is not None:
-            self.wake.set()
+        if self.held is not None and len(unacked) < self.window:
+            await self.push(*self.held, time.monotonic())
 
     def _take_token(self) -> bool:
         now = time.monotonic()

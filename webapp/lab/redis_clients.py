@@ -1,4 +1,4 @@
-"""Redis clients for the web process: one sync pool for views, one async client per event loop."""
+"""Redis clients for the web process: one sync pool for views, async clients per event loop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.conf import settings
 from redis import asyncio as aioredis
 
 _async_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+_frames_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
 
 @functools.cache
@@ -23,4 +24,15 @@ def async_redis() -> aioredis.Redis:
     if client is None:
         client = aioredis.from_url(settings.REDIS_URL, decode_responses=True, max_connections=200)
         _async_clients[loop] = client
+    return client
+
+
+def frames_redis() -> aioredis.Redis:
+    """For the frame hub's pub/sub connection: bytes, not text (frames are
+    decoded once, after the seq is split off)."""
+    loop = asyncio.get_running_loop()
+    client = _frames_clients.get(loop)
+    if client is None:
+        client = aioredis.from_url(settings.REDIS_URL)
+        _frames_clients[loop] = client
     return client

@@ -12,10 +12,11 @@ No I/O here: the worker persists what the driver returns and sends its frames.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 import patterns
 
@@ -126,13 +127,15 @@ class SimDriver:
     def wants_frame(self, wall_s: float) -> bool:
         return self.dirty or wall_s - self.last_frame_wall >= KEEPALIVE_S
 
-    def frame(self, *, wall_s: float, sent_at_ms: float) -> tuple[int, str]:
-        """Serialize the current state once; every viewer gets these same bytes."""
+    def frame(self, *, wall_s: float, sent_at_ms: float) -> tuple[int, bytes]:
+        """Serialize the current state once (UTF-8 JSON); every viewer gets these
+        same bytes. ``seq`` and ``sent_at`` come first, so a reader can take them
+        from the head of the frame without parsing the view."""
         self.seq += 1
         self.dirty = False
         self.last_frame_wall = wall_s
         view = trim_view(self.engine.view())
-        text = json.dumps(
+        data = orjson.dumps(
             {
                 "type": "frame",
                 "sim": self.sim_id,
@@ -144,9 +147,9 @@ class SimDriver:
                 "sent_at": sent_at_ms,
                 "view": view,
             },
-            separators=(",", ":"),
+            option=orjson.OPT_NON_STR_KEYS,
         )
-        return self.seq, text
+        return self.seq, data
 
     def checkpoint(self, epoch_ms: float | None = None) -> dict[str, str]:
         """The fields of the simulation's Redis hash that change while it runs;

@@ -7,6 +7,7 @@ Per simulation:
 - ``lab:sim:{id}:log``      list of JSON {"at_ms", "cmd", "rid"}: the command log
 - ``lab:sim:{id}:lease``    the channel name of the worker that runs it (expires)
 - ``lab:sim:{id}:watched``  set by web processes while they have viewers (expires)
+- ``lab:frames:{id}``       pub/sub channel: the simulation's frames
 """
 
 ASSIGN_CHANNEL = "engines.assign"  # any worker takes a simulation from here
@@ -33,5 +34,7 @@ def watched_key(sim_id: str) -> str:
     return f"lab:sim:{sim_id}:watched"
 
 
-def frames_group(sim_id: str) -> str:
-    return f"sim.{sim_id}"
+def frames_channel(sim_id: str) -> str:
+    """The Redis pub/sub channel of a simulation's frames. A message is
+    ``b"<seq> "`` followed by the frame's JSON text (UTF-8), built once."""
+    return f"lab:frames:{sim_id}"
