@@ -1,4 +1,5 @@
-"""The circuit breaker and saga labs in a real headless Chromium (Playwright's sync API).
+"""The circuit breaker and saga labs in a real headless Chromium (Playwright's sync API),
+and a page too slow to keep up with its frames: dropped with 4008, told why, back by itself.
 
 Everything is real: Redis, an engine worker, daphne and the browser. Each test
 follows the learner's path through the UI: the catalog link, the speed slider,
@@ -303,3 +304,75 @@ def test_keyboard_and_read_only_viewers_on_the_resilience_labs(server, new_page,
         expect(viewer.locator(control)).to_be_disabled()
     node(viewer, first).click()
     expect(viewer.locator("#node-menu")).to_be_hidden()
+
+
+# ---------------------------------------------------------------- a viewer too slow to keep up
+STUCK_AFTER_S = 3
+
+
+@pytest.fixture
+def quick_stuck_server(clean_redis, start_worker, start_daphne):
+    """One engine worker and one daphne that drops a viewer stuck for 3 s (not 15)."""
+    start_worker()
+    return start_daphne(LAB_STUCK_AFTER_S=str(STUCK_AFTER_S))
+
+
+def test_a_page_that_stops_acknowledging_is_told_why_and_reconnects(quick_stuck_server, new_page):
+    from test_browser import open_lab, set_speed_1x, wait_frames
+
+    page = new_page()
+    open_lab(page, quick_stuck_server.url)
+    set_speed_1x(page)
+    status = page.locator("#conn-status")
+    # Record every text the status line shows (the reconnect delay can be short, so a
+    # poll from here could miss it) and every close the socket sees.
+    page.evaluate(
+        """() => {
+            const el = document.getElementById('conn-status');
+            window.__shown = [];
+            new MutationObserver(() => window.__shown.push(
+                {state: el.dataset.state, code: el.dataset.closeCode, text: el.textContent}
+            )).observe(el, {subtree: true, childList: true, characterData: true, attributes: true});
+            window.__closes = [];
+            const sock = window.raftLab.socket, onClose = sock._onClose;
+            sock._onClose = function (event) {
+                window.__closes.push({code: event.code, reason: event.reason});
+                return onClose.call(this, event);
+            };
+        }"""
+    )
+    window = page.evaluate("window.raftLab.socket.limits.frame_window")
+    wait_frames(page, page.evaluate("window.raftLab.model.frames") + 10)
+
+    # The page keeps drawing frames but stops acknowledging them: the LabSocket's one
+    # way out for acks, shadowed on this instance (the prototype's stays intact).
+    page.evaluate("() => { window.raftLab.socket._ackNow = function () {}; }")
+    stalled = page.evaluate("window.raftLab.model.frames")
+    page.wait_for_function("() => window.__closes.length > 0", timeout=(STUCK_AFTER_S + 4) * 1000)
+    closes = page.evaluate("window.__closes")
+    assert [c["code"] for c in closes] == [4008], closes
+    # Without acks the server sent at most a window of frames.
+    got = page.evaluate("window.raftLab.model.frames") - stalled
+    assert got <= window, f"{got} frames arrived after the page stopped acknowledging (window {window})"
+
+    # The learner is told why, in the status line (the server's reason, or the page's
+    # own words for 4008 when the server's reason does not arrive).
+    shown = page.evaluate("window.__shown")
+    told = [s for s in shown if s["state"] == "reconnecting" and s["code"] == "4008"]
+    assert told, shown
+    assert re.search(r"too slow", told[0]["text"], re.I), told[0]
+    assert "Reconnecting" in told[0]["text"], told[0]
+    print(f"\nclosed {closes[0]}, {got} frames after the stall; the status line said {told[0]['text']!r}")
+    expect(status).to_be_visible()
+    expect(status).to_have_attribute("role", "status")
+
+    # Acknowledging again, the page reconnects by itself and frames flow for longer than
+    # the stuck limit, on one connection.
+    page.evaluate("() => { delete window.raftLab.socket._ackNow; }")
+    expect(status).to_have_attribute("data-state", "connected", timeout=15_000)
+    expect(status.locator(".conn-text")).to_have_text("Connected")
+    reconnected = page.evaluate("window.raftLab.model.frames")
+    wait_frames(page, reconnected + 20 * (STUCK_AFTER_S + 1), timeout=15_000)
+    again = page.evaluate("window.__closes")[1:]
+    assert not again, f"the connection was dropped again after acks resumed: {again}"
+    expect(status).to_have_attribute("data-state", "connected")
