@@ -118,13 +118,25 @@ async def test_a_share_link_is_read_only_and_strangers_are_refused(owned_sim):
 
     stranger = communicator(owned_sim["sim_id"], query="?watch=guess")
     await stranger.connect(timeout=5)
-    closed = await stranger.receive_output(timeout=5)
-    assert closed["type"] == "websocket.close" and closed["code"] == 4004
+    told, closed = await closing(stranger)
+    assert closed["code"] == 4004 and told["code"] == 4004 and "No such simulation" in told["reason"]
 
     _, other_cookie = make_session(sims={owned_sim["sim_id"]: {"kind": "raft", "cap": "forged"}})
     forger = communicator(owned_sim["sim_id"], other_cookie.encode())
     await forger.connect(timeout=5)
-    assert (await forger.receive_output(timeout=5))["code"] == 4004
+    assert (await closing(forger))[1]["code"] == 4004
+
+
+async def closing(comm: WebsocketCommunicator) -> tuple[dict, dict]:
+    """(the "closing" message that says why, the close) at the end of a connection."""
+    told = None
+    while True:
+        output = await comm.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            return told, output
+        message = json.loads(output["text"])
+        if message["type"] == "closing":
+            told = message
 
 
 async def test_cross_site_origin_is_rejected(owned_sim):
@@ -159,9 +171,12 @@ async def test_a_viewer_that_stops_reading_holds_a_bounded_window_then_is_droppe
         output = await comm.receive_output(timeout=10)
         if output["type"] == "websocket.close":
             break
-        if json.loads(output["text"])["type"] == "frame":
-            frames += 1  # never acknowledged
+        message = json.loads(output["text"])
+        frames += message["type"] == "frame"  # never acknowledged
+        if message["type"] == "closing":
+            told = message
     assert output["code"] == 4008 and "Too slow" in output["reason"]
+    assert told["code"] == 4008 and told["reason"] == output["reason"]  # daphne drops the close reason
     assert frames == 2  # the window: at 20 frames a second for 1.5 s, only 2 were ever sent
 
 

@@ -8,7 +8,8 @@
  *   sock.control('speed', { speed: 0.01 });
  *
  * Protocol (JSON text both ways):
- *   server -> browser: hello, frame, reply {id, ok, result}, error {id|null, message}, status {level, message}
+ *   server -> browser: hello, frame, reply {id, ok, result}, error {id|null, message}, status {level, message},
+ *                      closing {code, reason} just before the server closes (daphne drops close reasons)
  *   browser -> server: ack {seq}: every frame up to seq is handled; sent once half
  *                      the server's frame window is used or ack_ms after the
  *                      first unacknowledged frame (both from hello.limits);
@@ -142,12 +143,16 @@
 
   LabSocket.prototype._onClose = function (event) {
     var code = event.code;
-    var reason = event.reason || DEFAULT_REASONS[code] || 'The connection was lost';
+    // daphne drops the close frame's reason, so the server sends it first as a
+    // 'closing' message; prefer whichever arrived.
+    var told = this._closing && this._closing.code === code ? this._closing.reason : '';
+    this._closing = null;
+    var reason = event.reason || told || DEFAULT_REASONS[code] || 'The connection was lost';
     this.code = code;
     this._failPending('The connection dropped before the server answered; try again once it is back');
     if (FINAL_CODES[code]) {
       this._clearTimers();
-      this._setState('closed', event.reason || FINAL_CODES[code]);
+      this._setState('closed', event.reason || told || FINAL_CODES[code]);
       return;
     }
     if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.attempt = 0;
@@ -184,6 +189,9 @@
       case 'frame':
         this._emit('frame', msg);
         this._ackLater(msg.seq);
+        break;
+      case 'closing':
+        this._closing = { code: msg.code, reason: String(msg.reason || '') };
         break;
       case 'hello':
         this.hello = msg;

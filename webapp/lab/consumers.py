@@ -65,7 +65,7 @@ class SimConsumer(AsyncWebsocketConsumer):
         self.joined = False
         await self.accept()
         if self.role is None:
-            await self.close(code=CLOSE_NOT_FOUND, reason="No such simulation, or this link does not grant access to it")
+            await self.close_with_reason(CLOSE_NOT_FOUND, "No such simulation, or this link does not grant access to it")
             return
         self.window = lab["FRAME_WINDOW"]
         self.stuck_after = lab["STUCK_AFTER_S"]
@@ -105,7 +105,7 @@ class SimConsumer(AsyncWebsocketConsumer):
         if self.unacked and now - self.unacked[0][1] > self.stuck_after:
             self.joined = False
             await get_hub().leave(self.sim_id, self)
-            await self.close(code=CLOSE_TOO_SLOW, reason=f"Too slow: no frame acknowledged for {self.stuck_after:.0f} s; reconnecting gets the newest state")
+            await self.close_with_reason(CLOSE_TOO_SLOW, f"Too slow: no frame acknowledged for {self.stuck_after:.0f} s; reconnecting gets the newest state")
             return
         if self.pending:
             await self._retry_pending(now)
@@ -115,7 +115,7 @@ class SimConsumer(AsyncWebsocketConsumer):
         if not self._take_token():
             self.refused += 1
             if self.refused > self.burst:
-                await self.close(code=CLOSE_FLOOD, reason="Too many messages: the connection was closed; it reconnects by itself")
+                await self.close_with_reason(CLOSE_FLOOD, "Too many messages: the connection was closed; it reconnects by itself")
             elif self.refused == 1:
                 await self.error(None, f"Slow down: at most {self.rate:.0f} messages a second. Some were ignored.")
             return
@@ -208,6 +208,12 @@ class SimConsumer(AsyncWebsocketConsumer):
                 await self.send_json({"type": "reply", "id": item["client_id"], "ok": True, "result": event.get("result")})
         else:
             await self.error(item["client_id"], event.get("error") or "The command was refused.")
+
+    async def close_with_reason(self, code: int, reason: str) -> None:
+        """Close, and say why. daphne sends the close code but drops the reason
+        (django/daphne#374), so the reason also goes first as a message."""
+        await self.send_json({"type": "closing", "code": code, "reason": reason})
+        await self.close(code=code, reason=reason)
 
     async def error(self, client_id: int | None, message: str) -> None:
         await self.send_json({"type": "error", "id": client_id, "message": message})
