@@ -20,6 +20,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -30,10 +39,25 @@ def percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class ViewerStats:
+    """What one viewer saw; ``reset()`` starts a measurement window."""
+
     frames: int = 0
     delays_ms: list[float] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     bytes: int = 0
+    received_ms: list[float] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+    resumed_delay_ms: float | None = None  # age of the first frame read after a stall
+
+    def reset(self) -> None:
+        self.frames, self.bytes = 0, 0
+        self.delays_ms, self.seqs, self.received_ms = [], [], []
+
+    def missed(self) -> int:
+        """Frames of the simulation this viewer never got, between its first and last."""
+        return sum(max(0, b - a - 1) for a, b in zip(self.seqs, self.seqs[1:]))
+
 
 
 HEADER = re.compile(r'"seq": ?(\d+).*?"sent_at": ?([0-9.e+]+)')
@@ -51,31 +75,53 @@ def frame_header(text: str) -> tuple[int, float] | None:
 async def viewer(
     url: str, headers: dict[str, str], stats: ViewerStats, stop: asyncio.Event,
     ack_every: int = 5, ack_ms: float = 200.0, stall: asyncio.Event | None = None,
+    first: tuple[str, ...] = (), max_queue: int | None = None,
 ) -> None:
     """A well-behaved viewer that acknowledges like the browser does: once
     ``ack_every`` frames are unacknowledged, or ``ack_ms`` after the first of
-    them (ack_every 0: never). While ``stall`` is set it stops reading."""
-    async with websockets.connect(url, additional_headers=headers, max_size=None, max_queue=None) as ws:
-        pending_seq, pending, first_at = None, 0, 0.0
-        while not stop.is_set():
-            if stall is not None and stall.is_set():
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                text = await asyncio.wait_for(ws.recv(), ack_ms / 1000.0 if pending else 0.5)
-            except asyncio.TimeoutError:
-                text = None
-            now = time.time() * 1000.0
-            header = frame_header(text) if text is not None else None
-            if header is not None:
-                seq, sent_at = header
-                stats.frames += 1
-                stats.bytes += len(text)
-                stats.seqs.append(seq)
-                stats.delays_ms.append(now - sent_at)
-                pending_seq, pending = seq, pending + 1
-                if pending == 1:
-                    first_at = now
-            if ack_every and pending and (pending >= ack_every or now - first_at >= ack_ms):
-                await ws.send('{"type":"ack","seq":%d}' % pending_seq)
-                pending = 0
+    them (ack_every 0: never). It sends ``first`` on connecting. While ``stall``
+    is set it stops reading its socket; with a small ``max_queue`` the socket's
+    buffers then fill and the server's writes back up, as with a frozen tab."""
+    try:
+        async with websockets.connect(url, additional_headers=headers, max_size=None, max_queue=max_queue) as ws:
+            for text in first:
+                await ws.send(text)
+            pending_seq, pending, first_at, stalled = None, 0, 0.0, False
+            while not stop.is_set():
+                if stall is not None and stall.is_set():
+                    pending, stalled = 0, True
+                    await asyncio.sleep(0.05)
+                    continue
+                try:
+                    text = await asyncio.wait_for(ws.recv(), ack_ms / 1000.0 if pending else 0.5)
+                except asyncio.TimeoutError:
+                    text = None
+                now = time.time() * 1000.0
+                header = frame_header(text) if text is not None else None
+                if header is not None:
+                    seq, sent_at = header
+                    if stalled:
+                        stalled = False
+                        stats.resumed_delay_ms = now - sent_at
+                    stats.frames += 1
+                    stats.bytes += len(text)
+                    stats.seqs.append(seq)
+                    stats.delays_ms.append(now - sent_at)
+                    stats.received_ms.append(now)
+                    pending_seq, pending = seq, pending + 1
+                    if pending == 1:
+                        first_at = now
+                if ack_every and pending and (pending >= ack_every or now - first_at >= ack_ms):
+                    await ws.send('{"type":"ack","seq":%d}' % pending_seq)
+                    pending = 0
+            if stalled:
+                # Did the server give up on us? Read what is buffered, up to a close,
+                # for at most 2 s (a server with no window may still be sending).
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    await asyncio.wait_for(ws.recv(), 1.0)
+    except asyncio.TimeoutError:
+        pass
+    except websockets.ConnectionClosed as closed:
+        stats.close_code = closed.rcvd.code if closed.rcvd else None
+        stats.close_reason = closed.rcvd.reason if closed.rcvd else ""
