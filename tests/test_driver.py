@@ -95,3 +95,43 @@ def test_a_recovered_simulation_catches_up_on_the_wall_time_since_its_checkpoint
         spec(speed=0.5, paused=True, now_ms=float(fields["now_ms"]), checkpoint_epoch_ms=10_000.0), wall_s=0.0, epoch_ms=12_000.0
     )
     assert paused.engine.now == driver.engine.now  # a paused simulation stays where it was
+
+
+def test_the_frame_rate_halves_while_ticking_takes_most_of_the_time_and_comes_back():
+    from webapp.runtime.driver import FrameRate
+
+    rate = FrameRate(20.0, 5.0, window_s=2.0)
+    now = 0.0
+
+    def run(busy_share: float, seconds: float) -> list[float]:
+        nonlocal now
+        seen = []
+        end = now + seconds
+        while now < end:
+            now += rate.interval
+            rate.record(busy_share * rate.interval, now)
+            seen.append(rate.hz)
+        return seen
+
+    assert set(run(0.2, 10)) == {20.0}  # keeping up: the full rate
+    assert run(0.9, 10)[-1] == 5.0  # overloaded: halves each window, down to the floor, no lower
+    assert run(0.9, 4)[-1] == 5.0
+    assert run(0.5, 4)[-1] == 5.0  # in between: stays (no flapping)
+    assert run(0.1, 10)[-1] == 20.0  # light again: back up to the full rate
+
+
+def test_a_paused_simulation_sends_no_frames_but_a_rare_keepalive():
+    from webapp.runtime.driver import KEEPALIVE_S
+
+    driver = SimDriver(spec(speed=1.0), wall_s=0.0)
+    driver.pause()
+    driver.frame(wall_s=0.0, sent_at_ms=0.0)  # the frame that shows the pause
+    sent = 0
+    for tick in range(1, 20 * 60 + 1):  # a minute of 20 Hz ticks
+        wall = tick / 20
+        driver.tick(wall)
+        if driver.wants_frame(wall):
+            driver.frame(wall_s=wall, sent_at_ms=wall * 1000)
+            sent += 1
+    assert sent == int(60 // KEEPALIVE_S)  # one keep-alive every KEEPALIVE_S, nothing else
+    assert driver.engine.now == 0.0

@@ -137,4 +137,7 @@ LAB = {
     "PARK_AFTER_S": float(os.environ.get("LAB_PARK_AFTER_S", "60")),
     "DEFAULT_SPEED": 0.01,
     "FRAME_HZ": 20.0,
+    # A worker that spends most of its time ticking halves its frame rate, down
+    # to this (webapp.runtime.driver.FrameRate); every frame says its rate.
+    "MIN_FRAME_HZ": float(os.environ.get("LAB_MIN_FRAME_HZ", "5")),
 }

@@ -24,7 +24,8 @@
  *
  * The model is apart from the drawing (RaftScope's idea): LabModel holds the
  * latest frame and maps wall time to virtual time; it never touches the DOM.
- * The server sends at most 20 frames a second; the page draws at 60 fps by
+ * The server sends at most 20 frames a second (fewer from a busy worker: each
+ * frame says its rate); the page draws at 60 fps by
  * interpolating between them.
  */
 (function (global) {

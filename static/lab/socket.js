@@ -36,6 +36,7 @@
     4029: 'Too many messages were sent too quickly',
   };
   var REQUEST_TIMEOUT_MS = 15000;
+  var FULL_HZ = 20; // the frame rate of a worker that keeps up
   var STABLE_MS = 5000; // a connection that lasted this long resets the backoff
 
   function LabError(message, local) {
@@ -187,6 +188,7 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'frame':
+        if (typeof msg.hz === 'number' && msg.hz !== this.hz) { this.hz = msg.hz; this._renderStatus(); }
         this._emit('frame', msg);
         this._ackLater(msg.seq);
         break;
@@ -313,7 +315,10 @@
   /** The status line as [announced text, countdown]; the countdown is shown but not announced. */
   LabSocket.prototype.describeParts = function () {
     switch (this.state) {
-      case 'connected': return ['Connected', ''];
+      case 'connected':
+        // A busy engine worker sends fewer frames (each frame says its rate); the
+        // page still animates smoothly between them, but say so.
+        return [this.hz && this.hz < FULL_HZ ? 'Connected · ' + this.hz + ' updates/s (busy server)' : 'Connected', ''];
       case 'connecting': return ['Connecting…', ''];
       case 'reconnecting': {
         if (this.ws) return ['Reconnecting…', ''];

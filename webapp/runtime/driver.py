@@ -127,10 +127,11 @@ class SimDriver:
     def wants_frame(self, wall_s: float) -> bool:
         return self.dirty or wall_s - self.last_frame_wall >= KEEPALIVE_S
 
-    def frame(self, *, wall_s: float, sent_at_ms: float) -> tuple[int, bytes]:
+    def frame(self, *, wall_s: float, sent_at_ms: float, hz: float = 20.0) -> tuple[int, bytes]:
         """Serialize the current state once (UTF-8 JSON); every viewer gets these
         same bytes. ``seq`` and ``sent_at`` come first, so a reader can take them
-        from the head of the frame without parsing the view."""
+        from the head of the frame without parsing the view. ``hz`` is the rate
+        the worker promises while the simulation changes."""
         self.seq += 1
         self.dirty = False
         self.last_frame_wall = wall_s
@@ -145,6 +146,7 @@ class SimDriver:
                 "speed": self.speed,
                 "paused": self.paused,
                 "sent_at": sent_at_ms,
+                "hz": hz,
                 "view": view,
             },
             option=orjson.OPT_NON_STR_KEYS,
@@ -177,3 +179,47 @@ def trim_view(view: dict[str, Any]) -> dict[str, Any]:
             node["log_offset"] = len(log) - LOG_IN_FRAME
             node["log"] = log[-LOG_IN_FRAME:]
     return view
+
+
+class FrameRate:
+    """A worker's frame rate: ``max_hz`` while it keeps up; halved (down to
+    ``min_hz``) while ticking its simulations takes most of each interval;
+    doubled again once the load is low enough that doubling stays safe.
+
+    Frames are snapshots and the page animates between them from virtual time,
+    so a lower rate looks smooth; falling behind (late, bunched frames and a
+    growing delay) does not. ``load`` is the share of wall time spent ticking,
+    measured over ``window_s``.
+    """
+
+    DOWN_ABOVE = 0.7
+    UP_BELOW = 0.3
+
+    def __init__(self, max_hz: float, min_hz: float, window_s: float = 2.0) -> None:
+        self.max_hz, self.min_hz, self.window_s = max_hz, min(min_hz, max_hz), window_s
+        self.hz = max_hz
+        self.load = 0.0
+        self._busy = 0.0
+        self._since: float | None = None
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.hz
+
+    def record(self, busy_s: float, now: float) -> bool:
+        """Account one tick's busy time; returns True when the rate changed."""
+        if self._since is None:
+            self._since = now - busy_s
+        self._busy += busy_s
+        span = now - self._since
+        if span < self.window_s:
+            return False
+        self.load = self._busy / span
+        self._busy, self._since = 0.0, now
+        if self.load > self.DOWN_ABOVE and self.hz > self.min_hz:
+            self.hz = max(self.min_hz, self.hz / 2)
+            return True
+        if self.load < self.UP_BELOW and self.hz < self.max_hz:
+            self.hz = min(self.max_hz, self.hz * 2)
+            return True
+        return False

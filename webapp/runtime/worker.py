@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 import patterns
 
 from . import keys, store
-from .driver import SimDriver
+from .driver import FrameRate, SimDriver
 
 log = logging.getLogger("lab.worker")
 MAX_HOPS = 8  # an open request a full worker passes on, at most this often
@@ -40,7 +40,7 @@ class EngineWorker:
     def __init__(self, *, max_sims: int | None = None, frame_hz: float | None = None) -> None:
         lab = settings.LAB
         self.max_sims = max_sims or lab["MAX_SIMS_PER_WORKER"]
-        self.frame_interval = 1.0 / (frame_hz or lab["FRAME_HZ"])
+        self.rate = FrameRate(frame_hz or lab["FRAME_HZ"], lab["MIN_FRAME_HZ"])
         self.park_after_s = lab["PARK_AFTER_S"]
         self.sims: dict[str, SimDriver] = {}
         self.unwatched_since: dict[str, float] = {}
@@ -233,17 +233,26 @@ class EngineWorker:
 
     # -- time and frames ----------------------------------------------------------------
     async def _tick_loop(self) -> None:
-        interval = self.frame_interval
         next_tick = time.monotonic()
         while True:
-            next_tick += interval
+            next_tick += self.rate.interval
             delay = next_tick - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             else:
                 next_tick = time.monotonic()  # behind: do not try to catch up in a burst
                 await asyncio.sleep(0)
+            started = time.monotonic()
             await self.tick_all()
+            if self.rate.record(time.monotonic() - started, time.monotonic()):
+                log.info(
+                    "frame rate now %.0f Hz: ticking %d simulations took %.0f%% of the time",
+                    self.rate.hz, len(self.sims), self.rate.load * 100,
+                )
+
+    @property
+    def frame_interval(self) -> float:
+        return self.rate.interval
 
     async def tick_all(self) -> None:
         """Advance every simulation and publish the frames of those that changed,
@@ -259,7 +268,7 @@ class EngineWorker:
                 await self._rebuild(sim_id)
                 continue
             if driver.wants_frame(wall):
-                frames.append(_frame_message(driver, wall, sent_at))
+                frames.append(_frame_message(driver, wall, sent_at, self.rate.hz))
         if frames:
             await self._send_frames(frames)
 
@@ -274,7 +283,7 @@ class EngineWorker:
             log.warning("publishing %d frames failed", len(frames), exc_info=True)
 
     async def _publish(self, driver: SimDriver, wall: float, sent_at: float) -> None:
-        await self._send_frames([_frame_message(driver, wall, sent_at)])
+        await self._send_frames([_frame_message(driver, wall, sent_at, self.rate.hz)])
 
     async def _show_now(self, driver: SimDriver) -> None:
         """Publish the effect of a learner's action at once, unless a frame went out
@@ -336,9 +345,9 @@ class EngineWorker:
                 log.exception("could not park %s", sim_id)
 
 
-def _frame_message(driver: SimDriver, wall: float, sent_at: float) -> tuple[str, bytes]:
+def _frame_message(driver: SimDriver, wall: float, sent_at: float, hz: float) -> tuple[str, bytes]:
     """(pub/sub channel, b"<seq> " + frame JSON): the hub reads the seq without parsing."""
-    seq, data = driver.frame(wall_s=wall, sent_at_ms=sent_at)
+    seq, data = driver.frame(wall_s=wall, sent_at_ms=sent_at, hz=hz)
     return keys.frames_channel(driver.sim_id), b"%d %s" % (seq, data)
 
 
