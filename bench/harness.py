@@ -46,6 +46,7 @@ class ViewerStats:
     seqs: list[int] = field(default_factory=list)
     bytes: int = 0
     received_ms: list[float] = field(default_factory=list)
+    promised_hz: float | None = None  # the rate the newest frame promised
     close_code: int | None = None
     close_reason: str = ""
     resumed_delay_ms: float | None = None  # age of the first frame read after a stall
@@ -60,16 +61,19 @@ class ViewerStats:
 
 
 
-HEADER = re.compile(r'"seq": ?(\d+).*?"sent_at": ?([0-9.e+]+)')
+HEADER = re.compile(r'"seq": ?(\d+).*?"sent_at": ?([0-9.e+]+)(?:, ?"hz": ?([0-9.]+))?')
 
 
-def frame_header(text: str) -> tuple[int, float] | None:
-    """(seq, sent_at) of a frame, read from its first bytes: both servers put
-    them before the view, so a viewer of 600 need not parse whole frames."""
+def frame_header(text: str) -> tuple[int, float, float | None] | None:
+    """(seq, sent_at, promised hz or None) of a frame, read from its first bytes:
+    both servers put them before the view, so a viewer of 600 need not parse
+    whole frames."""
     if '"frame"' not in text[:20]:
         return None
     match = HEADER.search(text, 0, 400)
-    return (int(match.group(1)), float(match.group(2))) if match else None
+    if not match:
+        return None
+    return int(match.group(1)), float(match.group(2)), float(match.group(3)) if match.group(3) else None
 
 
 async def viewer(
@@ -99,7 +103,8 @@ async def viewer(
                 now = time.time() * 1000.0
                 header = frame_header(text) if text is not None else None
                 if header is not None:
-                    seq, sent_at = header
+                    seq, sent_at, hz = header
+                    stats.promised_hz = hz
                     if stalled:
                         stalled = False
                         stats.resumed_delay_ms = now - sent_at

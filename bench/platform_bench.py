@@ -50,9 +50,10 @@ from webapp.runtime.launch import DaphneProcess, WorkerProcess  # noqa: E402
 from webapp.runtime.launch import open_new_sim as new_sim  # noqa: E402
 from webapp.runtime.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
 
-SECTIONS = ("classroom", "slow", "sandbox", "scale", "click", "capacity")
+SECTIONS = ("classroom", "slow", "sandbox", "quiet", "scale", "click", "capacity")
 ACK_EVERY = 5  # like the browser: half the default window of 10
 SPEED_1 = json.dumps({"type": "control", "id": 1, "action": "speed", "speed": 1})
+PAUSE = json.dumps({"type": "control", "id": 2, "action": "pause"})
 QUIET = {"LAB_LOG_LEVEL": "WARNING"}
 
 
@@ -274,12 +275,37 @@ async def sandbox(lab: Lab, n: int, seconds: float, workers: int) -> dict:
     rates = sorted(s.frames / run["elapsed"] for s in run["stats"])
     ours["fps_p1"] = rates[len(rates) // 100] if rates else 0.0
     ours["below_19fps"] = sum(1 for r in rates if r < 19.0)
+    promised = [s.promised_hz or 20.0 for s in run["stats"]]
+    ours["promised_hz"] = sorted(set(promised))
+    ours["below_promise"] = sum(1 for s, p in zip(run["stats"], promised) if s.frames / run["elapsed"] < 0.9 * p)
     ours["sims_per_worker"] = sorted(
         sum(1 for key in lab.redis.scan_iter("lab:sim:*:lease") if lab.redis.get(key).decode() == channel)
         for channel in (c.decode() for c in lab.redis.hkeys("lab:workers"))
     )
     baseline = await bare(n, seconds, int(ours["bytes_per_frame"] or 3000))
     return {"lab": ours, "bare": baseline}
+
+
+# -- quiet simulations ------------------------------------------------------------------------------------
+async def quiet(lab: Lab, n: int, seconds: float) -> dict:
+    """n paused simulations, one viewer each: what do they cost?"""
+    worker_procs = [lab.worker(), lab.worker()]
+    server = lab.daphne()
+    sims = [new_sim(server.url) for _ in range(n)]
+    targets = [(ws_url(server, sim_id), {"Cookie": cookie, "Origin": server.url}, (SPEED_1, PAUSE)) for sim_id, cookie in sims]
+    pids = {"daphne": server.proc.pid, "worker1": worker_procs[0].proc.pid, "worker2": worker_procs[1].proc.pid}
+    run = await measure(targets, seconds, pids, settle=5.0)
+    frames = sum(s.frames for s in run["stats"])
+    ours = {"sims": n, "frames_per_s": frames / run["elapsed"], "bytes_per_s": sum(s.bytes for s in run["stats"]) / run["elapsed"], "cpu": run["cpu"]}
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_ws.py"), str(port), "200", "0.1"])
+    try:
+        await asyncio.sleep(1.0)
+        idle = await measure([(f"ws://127.0.0.1:{port}/", {}, ())] * n, seconds, {"server": proc.pid})
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"lab": ours, "bare_idle_cpu": idle["cpu"]["server"]}
 
 
 # -- scale-out --------------------------------------------------------------------------------------------
@@ -457,6 +483,8 @@ def main() -> None:
                     report[section] = asyncio.run(slow_viewers(lab, 100, 20, seconds + 5.0, stuck_after=8.0))
                 elif section == "sandbox":
                     report[section] = asyncio.run(sandbox(lab, args.sims, seconds, args.sandbox_workers))
+                elif section == "quiet":
+                    report[section] = asyncio.run(quiet(lab, 200, seconds))
                 elif section == "scale":
                     report[section] = asyncio.run(scale_out(lab, 600, seconds))
                 elif section == "click":
@@ -513,11 +541,18 @@ def print_section(section: str, data, out) -> None:  # noqa: C901 - one printer 
         lab, bare_ = data["lab"], data["bare"]
         cpu = lab["cpu"]
         w(f"\nSandbox: {lab['viewers']} simulations (5-node Raft, speed 1), one viewer each, 2 cores, {len(lab['sims_per_worker'])} workers + 1 daphne + Redis\n")
-        w(f"  lab:  fps mean {lab['fps_mean']:.1f}, 1st percentile {lab['fps_p1']:.1f}, min {lab['fps_min']:.1f}; {lab['below_19fps']} viewers under 19 fps;"
+        w(f"  lab:  promised {', '.join(f'{hz:.0f}' for hz in lab['promised_hz'])} frames/s; {lab['below_promise']} viewers got under 90% of their promise\n")
+        w(f"        fps mean {lab['fps_mean']:.1f}, 1st percentile {lab['fps_p1']:.1f}, min {lab['fps_min']:.1f}; {lab['below_19fps']} viewers under 19 fps;"
           f" delay p50 {lab['p50_ms']:.0f} ms, p99 {lab['p99_ms']:.0f} ms; {lab['bytes_per_frame']:.0f} bytes a frame\n")
         w("        CPU: " + ", ".join(f"{name} {_cpu(v)}" for name, v in cpu.items()) + f"; simulations per worker {lab['sims_per_worker']}\n")
         w(f"  bare websockets, {bare_['viewers']} clients at 20 Hz: fps mean {bare_['fps_mean']:.1f}, min {bare_['fps_min']:.1f};"
           f" delay p50 {bare_['p50_ms']:.0f} ms, p99 {bare_['p99_ms']:.0f} ms; server CPU {_cpu(bare_['cpu']['server'])}, clients {_cpu(bare_['cpu']['clients'])}\n")
+    elif section == "quiet":
+        lab = data["lab"]
+        w(f"\nQuiet simulations: {lab['sims']} paused simulations, one viewer each\n")
+        w(f"  lab: {lab['frames_per_s']:.1f} frames/s in all ({lab['bytes_per_s'] / 1024:.1f} KiB/s: keep-alives only);"
+          f" CPU " + ", ".join(f"{name} {_cpu(v)}" for name, v in lab["cpu"].items() if name != "clients") + "\n")
+        w(f"  bare websockets server holding {lab['sims']} idle connections: CPU {_cpu(data['bare_idle_cpu'])}\n")
     elif section == "scale":
         two, one = data["two_web"], data["one_web"]
         w(f"\nScale-out: {data['viewers']} viewers of one simulation, two daphnes + two workers on one Redis\n")
