@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, os.environ.get("PATTERNS_ROOT") or str(Path(__file__).resolve().parent.parent))
 
 import patterns  # noqa: E402
 from patterns.errors import PatternsError  # noqa: E402

@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any, ClassVar
 
 from .errors import InvalidCommand, InvalidParameter
@@ -111,3 +112,8 @@ class Engine(ABC):
 
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         return [event for event in self._events if event["seq"] > since]
+
+    def _recent_events(self, count: int) -> list[dict[str, Any]]:
+        """The newest ``count`` narration events, oldest first."""
+        events = self._events
+        return list(islice(events, max(0, len(events) - count), None))

@@ -620,7 +620,7 @@ class CircuitBreakerEngine(ClusterEngine):
                 for msg in messages
             ],
             "messages_total": len(in_flight),
-            "events": list(self._events)[-EVENTS_IN_VIEW:],
+            "events": self._recent_events(EVENTS_IN_VIEW),
             "invariants": self.checker.summary(),
             "network": self.network_view(),
         }

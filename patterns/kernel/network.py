@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from itertools import islice
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -61,6 +62,12 @@ _new_tuple = tuple.__new__
 
 
 class Network:
+    __slots__ = (
+        "sim", "rng", "latency_ms", "drop_rate", "duplicate_rate", "reorder_rate",
+        "_handlers", "_up", "_group_of", "_cuts", "in_flight", "_trace", "trace_seq",
+        "_next_id", "_sent", "_delivered", "_dropped",
+    )
+
     def __init__(
         self,
         sim: Simulator,
@@ -83,10 +90,22 @@ class Network:
         self._group_of: dict[str, int] = {}  # endpoint -> partition group; absent: reaches everyone
         self._cuts: dict[tuple[str, str], bool] = {}  # one-way (src, dst) cuts
         self.in_flight: dict[int, Message] = {}  # insertion-ordered, so iteration is deterministic
-        self.trace: deque[TraceEntry] = deque(maxlen=trace_limit)
-        self._trace_seq = 0
+        # The trace holds plain tuples in TraceEntry's field order; readers get
+        # TraceEntry objects (``trace``) or dicts (``trace_since``).
+        self._trace: deque[tuple] = deque(maxlen=trace_limit)
+        self.trace_seq = 0  # the seq of the newest trace entry; 0 before the first
         self._next_id = 0
-        self.counts = {"sent": 0, "delivered": 0, "dropped": 0}
+        self._sent = self._delivered = self._dropped = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages sent, delivered and dropped so far (a fresh dict)."""
+        return {"sent": self._sent, "delivered": self._delivered, "dropped": self._dropped}
+
+    @property
+    def trace(self) -> list[TraceEntry]:
+        """The bounded trace, oldest first."""
+        return [_new_tuple(TraceEntry, entry) for entry in self._trace]
 
     # -- endpoints -------------------------------------------------------
     def attach(self, endpoint: str, handler: Handler) -> None:
@@ -139,13 +158,13 @@ class Network:
     def send(self, src: str, dst: str, type: str, body: Mapping[str, Any]) -> Message | None:
         """Put a message on the wire. Returns it, or None when it is dropped at once."""
         frozen = MappingProxyType(dict(body))
-        self.counts["sent"] += 1
-        why = self.blocked(src, dst)
+        self._sent += 1
+        why = self.blocked(src, dst) if (self._group_of or self._cuts) else ""
         if why:
             msg = self._make(src, dst, type, frozen, 0.0, True, None)
-            self._trace("send", msg, "")
-            self._trace("drop", msg, why)
-            self.counts["dropped"] += 1
+            self._record("send", msg, "")
+            self._record("drop", msg, why)
+            self._dropped += 1
             return None
         rng = self.rng
         lost = self.drop_rate > 0.0 and rng.random() < self.drop_rate
@@ -170,8 +189,10 @@ class Network:
         return _new_tuple(Message, (self._next_id, src, dst, type, body, now, now + delay, lost, dup_of))
 
     def _launch(self, msg: Message) -> None:
-        self.in_flight[msg.id] = msg
-        self._trace("send", msg, "")
+        msg_id = msg.id
+        self.in_flight[msg_id] = msg
+        self.trace_seq += 1
+        self._trace.append((self.trace_seq, msg.send_ms, "send", msg_id, msg.src, msg.dst, msg.type, ""))
         self.sim.post(msg.deliver_ms - msg.send_ms, self._arrive, msg)
 
     def _arrive(self, msg: Message) -> None:
@@ -180,21 +201,25 @@ class Network:
             why = "loss"
         elif not self._up.get(msg.dst, False):
             why = "down"
-        else:
+        elif self._group_of or self._cuts:
             why = self.blocked(msg.src, msg.dst)
+        else:
+            why = ""
         if why:
-            self.counts["dropped"] += 1
-            self._trace("drop", msg, why)
+            self._dropped += 1
+            self._record("drop", msg, why)
             return
-        self.counts["delivered"] += 1
-        self._trace("deliver", msg, "")
+        self._delivered += 1
+        self.trace_seq += 1
+        self._trace.append((self.trace_seq, self.sim.now, "deliver", msg.id, msg.src, msg.dst, msg.type, ""))
         self._handlers[msg.dst](msg)
 
-    def _trace(self, event: str, msg: Message, why: str) -> None:
-        self._trace_seq += 1
-        self.trace.append(
-            _new_tuple(TraceEntry, (self._trace_seq, self.sim.now, event, msg.id, msg.src, msg.dst, msg.type, why))
-        )
+    def _record(self, event: str, msg: Message, why: str) -> None:
+        self.trace_seq += 1
+        self._trace.append((self.trace_seq, self.sim.now, event, msg.id, msg.src, msg.dst, msg.type, why))
 
     def trace_since(self, seq: int) -> list[dict[str, Any]]:
-        return [entry.as_dict() for entry in self.trace if entry.seq > seq]
+        trace = self._trace
+        # Entries carry consecutive seqs, so the first one after ``seq`` is found by arithmetic.
+        skip = max(0, seq - (self.trace_seq - len(trace)))
+        return [_new_tuple(TraceEntry, entry).as_dict() for entry in islice(trace, skip, None)]

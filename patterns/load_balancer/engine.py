@@ -753,7 +753,7 @@ class LoadBalancerEngine(ClusterEngine):
                 }
                 for d in self.recent
             ],
-            "events": list(self._events)[-EVENTS_IN_VIEW:],
+            "events": self._recent_events(EVENTS_IN_VIEW),
             "invariants": self.checker.summary(),
             "warnings": self.warnings(),
             "network": self.network_view(),

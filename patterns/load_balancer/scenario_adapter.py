@@ -179,7 +179,7 @@ class LoadBalancerAdapter(KindAdapter):
             raise ScenarioError(f"'forwards' needs a count, not {args!r}") from None
         if not 1 <= count <= 1000:
             raise ScenarioError("'forwards' takes 1 to 1000")
-        seq = eng.net.trace[-1].seq if eng.net.trace else 0
+        seq = eng.net.trace_seq
         picks: list[str] = []
         for _ in range(MAX_STEPS):
             for entry in eng.net.trace_since(seq):

@@ -13,7 +13,7 @@ from ..text import and_list
 from ..validate import flag, number, number_pair, only_keys, text
 from .checker import RaftChecker, describe
 from .client import RaftClient
-from .node import LEADER, RaftConfig, RaftNode
+from .node import LEADER, Entry, RaftConfig, RaftNode
 
 MAX_PENDING_OPS = 500
 HISTORY_IN_VIEW = 60
@@ -32,20 +32,76 @@ PARAMS = [
 ]
 
 
-def _message_info(msg: Message) -> dict[str, Any]:
+def _message_view(msg: Message) -> dict[str, Any]:
+    """A message in flight as the page draws it: the envelope, then what its type says."""
+    view = {
+        "id": msg.id,
+        "from": msg.src,
+        "to": msg.dst,
+        "type": msg.type,
+        "send_ms": msg.send_ms,
+        "deliver_ms": msg.deliver_ms,
+        "lost": msg.lost,
+        "duplicate": msg.dup_of is not None,
+    }
     body = msg.body
     kind = msg.type
-    if kind == "RequestVote":
-        return {"term": body["term"], "last_log_index": body["last_log_index"]}
-    if kind == "RequestVoteReply":
-        return {"term": body["term"], "granted": body["granted"]}
     if kind == "AppendEntries":
-        return {"term": body["term"], "prev_index": body["prev_index"], "entries": len(body["entries"]), "commit": body["commit"]}
-    if kind == "AppendEntriesReply":
-        return {"term": body["term"], "success": body["success"], "match_index": body["match_index"]}
-    if kind == "ClientRequest":
-        return {"op": body["op"], "key": body["key"], "seq": body["seq"]}
-    return {"ok": body["ok"], "seq": body["seq"], "leader": body.get("leader")}
+        view["term"] = body["term"]
+        view["prev_index"] = body["prev_index"]
+        view["entries"] = len(body["entries"])
+        view["commit"] = body["commit"]
+    elif kind == "AppendEntriesReply":
+        view["term"] = body["term"]
+        view["success"] = body["success"]
+        view["match_index"] = body["match_index"]
+    elif kind == "RequestVote":
+        view["term"] = body["term"]
+        view["last_log_index"] = body["last_log_index"]
+    elif kind == "RequestVoteReply":
+        view["term"] = body["term"]
+        view["granted"] = body["granted"]
+    elif kind == "ClientRequest":
+        view["op"] = body["op"]
+        view["key"] = body["key"]
+        view["seq"] = body["seq"]
+    else:
+        view["ok"] = body["ok"]
+        view["seq"] = body["seq"]
+        view["leader"] = body.get("leader")
+    return view
+
+
+class _LogView:
+    """The view of one node's log, one dict per entry, each built once.
+
+    Entries are immutable and a log only grows or loses a suffix, so (as in the
+    checker's digests) the lists agree below the top of their common prefix
+    when they agree at it. The dicts are shared between views; readers must
+    not change them.
+    """
+
+    __slots__ = ("entries", "dicts")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.dicts: list[dict[str, Any]] = []
+
+    def view(self, log: list[Entry]) -> list[dict[str, Any]]:
+        entries, dicts = self.entries, self.dicts
+        if len(entries) != len(log) or (log and entries[-1] is not log[-1]):
+            keep = min(len(entries), len(log))
+            if keep and entries[keep - 1] is not log[keep - 1]:
+                first = 0
+                while first < keep and entries[first] is log[first]:
+                    first += 1
+                keep = first
+            del entries[keep:]
+            del dicts[keep:]
+            for entry in log[keep:]:
+                entries.append(entry)
+                dicts.append({"term": entry.term, "command": dict(entry.command)})
+        return list(dicts)
 
 
 class RaftEngine(ClusterEngine):
@@ -85,6 +141,7 @@ class RaftEngine(ClusterEngine):
         self.raft_nodes: dict[str, RaftNode] = dict(self.nodes)  # type: ignore[arg-type]
         self.checker = RaftChecker(self.raft_nodes)
         self.history: list[dict[str, Any]] = []
+        self._log_views = {node_id: _LogView() for node_id in ids}
         self.clients = {
             f"c{i}": RaftClient(
                 f"c{i}",
@@ -260,7 +317,7 @@ class RaftEngine(ClusterEngine):
             "voted_for": node.disk.voted_for,
             "commit_index": node.commit_index,
             "last_applied": node.last_applied,
-            "log": [{"term": e.term, "command": dict(e.command)} for e in node.log],
+            "log": self._log_views[node.id].view(node.disk.log),
             "leader_id": node.leader_id,
             "votes": list(node.votes) if node.role != "follower" else [],
             "election_deadline_ms": deadline,
@@ -280,23 +337,10 @@ class RaftEngine(ClusterEngine):
             "nodes": [self.node_view(node) for node in self.raft_nodes.values()],
             "leader": self.leader(),
             "committed": len(self.checker.committed),
-            "messages": [
-                {
-                    "id": msg.id,
-                    "from": msg.src,
-                    "to": msg.dst,
-                    "type": msg.type,
-                    "send_ms": msg.send_ms,
-                    "deliver_ms": msg.deliver_ms,
-                    "lost": msg.lost,
-                    "duplicate": msg.dup_of is not None,
-                    **_message_info(msg),
-                }
-                for msg in self.net.in_flight.values()
-            ],
+            "messages": [_message_view(msg) for msg in self.net.in_flight.values()],
             "history": [self._history_view(r) for r in self.history[-HISTORY_IN_VIEW:]],
             "clients": list(self.clients),
-            "events": list(self._events)[-EVENTS_IN_VIEW:],
+            "events": self._recent_events(EVENTS_IN_VIEW),
             "invariants": self.checker.summary(),
             "network": self.network_view(),
         }

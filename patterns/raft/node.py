@@ -103,7 +103,8 @@ class RaftNode(ClusterNode):
 
     def _arm_election_timer(self) -> None:
         lo, hi = self.config.election_timeout_ms
-        self.election_timeout_ms = lo if hi <= lo else self.host.rng.uniform(lo, hi)
+        # lo + (hi - lo) * random() is what rng.uniform(lo, hi) computes, without the call.
+        self.election_timeout_ms = lo if hi <= lo else lo + (hi - lo) * self.host.rng.random()
         self.host.set_timer("election", self.election_timeout_ms, self._on_election_timeout)
 
     def _adopt_term(self, term: int, heard_from: str) -> None:
@@ -121,7 +122,8 @@ class RaftNode(ClusterNode):
             self.host.cancel_timer("heartbeat")
         self.role = FOLLOWER
         self.leader_id = leader
-        self.votes = {}
+        if self.votes:
+            self.votes = {}
         self._arm_election_timer()
 
     def become_candidate(self, reason: str) -> None:
@@ -175,8 +177,7 @@ class RaftNode(ClusterNode):
 
     # -- messages --------------------------------------------------------------
     def on_message(self, msg: Message) -> None:
-        handler = _HANDLERS[msg.type]
-        handler(self, msg)
+        _HANDLERS[msg.type](self, msg)
 
     def _on_request_vote(self, msg: Message) -> None:
         body = msg.body
@@ -253,7 +254,7 @@ class RaftNode(ClusterNode):
             dst,
             "AppendEntriesReply",
             {
-                "term": self.term,
+                "term": self.disk.term,
                 "success": success,
                 "match_index": match,
                 "conflict_index": conflict_index,
@@ -263,18 +264,22 @@ class RaftNode(ClusterNode):
 
     def _on_append_entries_reply(self, msg: Message) -> None:
         body = msg.body
-        if body["term"] > self.term:
-            self._adopt_term(body["term"], msg.src)
+        term = body["term"]
+        if term > self.disk.term:
+            self._adopt_term(term, msg.src)
             return
-        if self.role != LEADER or body["term"] != self.term:
+        if self.role != LEADER or term != self.disk.term:
             return
         peer = msg.src
         if body["success"]:
-            if body["match_index"] > self.match_index[peer]:
-                self.match_index[peer] = body["match_index"]
+            match = body["match_index"]
+            if match > self.match_index[peer]:
+                self.match_index[peer] = match
                 self._maybe_commit()
-            self.next_index[peer] = max(self.next_index[peer], body["match_index"] + 1)
-            if self.next_index[peer] <= len(self.log) and body["match_index"] >= self.sent_index[peer]:
+            next_index = self.next_index[peer]
+            if match + 1 > next_index:
+                self.next_index[peer] = next_index = match + 1
+            if next_index <= len(self.disk.log) and match >= self.sent_index[peer]:
                 # More to send, and no AppendEntries still in flight carries it: keep the
                 # follower catching up. (Sending on every reply would start a new chain of
                 # sends with each heartbeat, and under steady load they never die out.)
@@ -307,19 +312,19 @@ class RaftNode(ClusterNode):
         self.host.set_timer("heartbeat", self.config.heartbeat_ms, self._on_heartbeat)
 
     def _send_append(self, peer: str) -> None:
-        next_index = self.next_index[peer]
-        prev_index = next_index - 1
-        entries = tuple(self.log[prev_index : prev_index + MAX_BATCH])
+        log = self.disk.log
+        prev_index = self.next_index[peer] - 1
+        entries = tuple(log[prev_index : prev_index + MAX_BATCH])
         if prev_index + len(entries) > self.sent_index[peer]:
             self.sent_index[peer] = prev_index + len(entries)
         self.host.send(
             peer,
             "AppendEntries",
             {
-                "term": self.term,
+                "term": self.disk.term,
                 "leader": self.id,
                 "prev_index": prev_index,
-                "prev_term": self.term_at(prev_index),
+                "prev_term": log[prev_index - 1].term if prev_index > 0 else 0,
                 "entries": entries,
                 "commit": self.commit_index,
             },

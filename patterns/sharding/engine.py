@@ -1027,7 +1027,7 @@ class ShardingEngine(ClusterEngine):
             "messages_total": len(in_flight),
             "series": list(self.series),
             "clients": list(self.clients),
-            "events": list(self._events)[-EVENTS_IN_VIEW:],
+            "events": self._recent_events(EVENTS_IN_VIEW),
             "invariants": self.checker.summary(),
             "network": self.network_view(),
         }
