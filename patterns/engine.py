@@ -77,7 +77,10 @@ class Engine(ABC):
         return result
 
     def advance(self, ms: float) -> None:
-        ms = number({"ms": ms}, "ms", lo=0, hi=MAX_ADVANCE_MS)
+        if (type(ms) is float or type(ms) is int) and 0 <= ms <= MAX_ADVANCE_MS:
+            ms = float(ms)  # what number() returns for a valid ms, without building its argument
+        else:
+            ms = number({"ms": ms}, "ms", lo=0, hi=MAX_ADVANCE_MS)  # raises, saying why
         self.sim.run_until(self.sim.now + ms)
         self._after_run()
 

@@ -36,6 +36,7 @@ class Host:
         self._timers: dict[str, Timer] = {}
         self._sim = engine.sim
         self._net = engine.net
+        self._on_fire = self._fire  # one bound method for every timer, not one each
 
     @property
     def now(self) -> float:
@@ -50,7 +51,7 @@ class Host:
         old = self._timers.get(name)
         if old is not None:
             old.cancel()
-        self._timers[name] = self._sim.schedule(delay_ms, self._fire, name, fn, owner=self.id)
+        self._timers[name] = self._sim.schedule(delay_ms, self._on_fire, name, fn, owner=self.id)
 
     def _fire(self, name: str, fn: Callable[[], None]) -> None:
         self._timers.pop(name, None)

@@ -65,7 +65,7 @@ class Network:
     __slots__ = (
         "sim", "rng", "latency_ms", "drop_rate", "duplicate_rate", "reorder_rate",
         "_handlers", "_up", "_group_of", "_cuts", "in_flight", "_trace", "trace_seq",
-        "_next_id", "_sent", "_delivered", "_dropped",
+        "_next_id", "_sent", "_delivered", "_dropped", "_on_arrival",
     )
 
     def __init__(
@@ -96,6 +96,7 @@ class Network:
         self.trace_seq = 0  # the seq of the newest trace entry; 0 before the first
         self._next_id = 0
         self._sent = self._delivered = self._dropped = 0
+        self._on_arrival = self._arrive  # one bound method for every message, not one each
 
     @property
     def counts(self) -> dict[str, int]:
@@ -168,8 +169,7 @@ class Network:
             return None
         rng = self.rng
         lost = self.drop_rate > 0.0 and rng.random() < self.drop_rate
-        msg = self._make(src, dst, type, frozen, self._latency(), lost, None)
-        self._launch(msg)
+        msg = self._launch(self._make(src, dst, type, frozen, self._latency(), lost, None))
         if self.duplicate_rate > 0.0 and rng.random() < self.duplicate_rate:
             self._launch(self._make(src, dst, type, frozen, self._latency(), False, msg.id))
         return msg
@@ -188,12 +188,13 @@ class Network:
         # tuple.__new__ skips the NamedTuple's Python-level __new__: this is the hot path.
         return _new_tuple(Message, (self._next_id, src, dst, type, body, now, now + delay, lost, dup_of))
 
-    def _launch(self, msg: Message) -> None:
+    def _launch(self, msg: Message) -> Message:
         msg_id = msg.id
         self.in_flight[msg_id] = msg
         self.trace_seq += 1
         self._trace.append((self.trace_seq, msg.send_ms, "send", msg_id, msg.src, msg.dst, msg.type, ""))
-        self.sim.post(msg.deliver_ms - msg.send_ms, self._arrive, msg)
+        self.sim.post(msg.deliver_ms - msg.send_ms, self._on_arrival, msg)
+        return msg
 
     def _arrive(self, msg: Message) -> None:
         del self.in_flight[msg.id]

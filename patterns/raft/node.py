@@ -59,6 +59,9 @@ class RaftNode(ClusterNode):
         self.others = tuple(p for p in config.peers if p != self.id)
         self.majority = len(config.peers) // 2 + 1
         self.disk = RaftDisk()
+        # Timer callbacks, bound once (re-arming happens on every heartbeat).
+        self._election_fired = self._on_election_timeout
+        self._heartbeat_fired = self._on_heartbeat
         self._reset_volatile()
 
     # -- lifecycle -------------------------------------------------------------
@@ -105,7 +108,7 @@ class RaftNode(ClusterNode):
         lo, hi = self.config.election_timeout_ms
         # lo + (hi - lo) * random() is what rng.uniform(lo, hi) computes, without the call.
         self.election_timeout_ms = lo if hi <= lo else lo + (hi - lo) * self.host.rng.random()
-        self.host.set_timer("election", self.election_timeout_ms, self._on_election_timeout)
+        self.host.set_timer("election", self.election_timeout_ms, self._election_fired)
 
     def _adopt_term(self, term: int, heard_from: str) -> None:
         """A higher term seen anywhere: adopt it and become a follower (Figure 2, all servers)."""
@@ -309,7 +312,7 @@ class RaftNode(ClusterNode):
     def _broadcast_append(self) -> None:
         for peer in self.others:
             self._send_append(peer)
-        self.host.set_timer("heartbeat", self.config.heartbeat_ms, self._on_heartbeat)
+        self.host.set_timer("heartbeat", self.config.heartbeat_ms, self._heartbeat_fired)
 
     def _send_append(self, peer: str) -> None:
         log = self.disk.log
