@@ -142,6 +142,7 @@ class RaftEngine(ClusterEngine):
         self.checker = RaftChecker(self.raft_nodes)
         self.history: list[dict[str, Any]] = []
         self._log_views = {node_id: _LogView() for node_id in ids}
+        self._final_views: dict[int, dict[str, Any]] = {}  # record id -> view, for finished records in view
         self.clients = {
             f"c{i}": RaftClient(
                 f"c{i}",
@@ -338,12 +339,28 @@ class RaftEngine(ClusterEngine):
             "leader": self.leader(),
             "committed": len(self.checker.committed),
             "messages": [_message_view(msg) for msg in self.net.in_flight.values()],
-            "history": [self._history_view(r) for r in self.history[-HISTORY_IN_VIEW:]],
+            "history": self._history_views(),
             "clients": list(self.clients),
             "events": self._recent_events(EVENTS_IN_VIEW),
             "invariants": self.checker.summary(),
             "network": self.network_view(),
         }
+
+    def _history_views(self) -> list[dict[str, Any]]:
+        """The newest operations. A finished record never changes again, so its
+        view is built once and kept while the record stays in view."""
+        kept = self._final_views
+        final: dict[int, dict[str, Any]] = {}
+        views = []
+        for record in self.history[-HISTORY_IN_VIEW:]:
+            view = kept.get(record["id"])
+            if view is None:
+                view = self._history_view(record)
+            if record["status"] != "pending":
+                final[record["id"]] = view
+            views.append(view)
+        self._final_views = final
+        return views
 
     @staticmethod
     def _history_view(record: dict[str, Any]) -> dict[str, Any]:
