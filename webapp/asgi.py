@@ -18,6 +18,10 @@ from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from webapp.lab.routing import websocket_urlpatterns  # noqa: E402
+from webapp.runtime import write_through  # noqa: E402
+
+# Under daphne: send frames to sockets at once instead of on the next loop turn.
+write_through.install()
 
 # Static files come from our own process (no CDN, nothing to collect); a proxy may
 # serve them instead in production with LAB_SERVE_STATIC=0.
