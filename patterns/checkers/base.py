@@ -18,6 +18,7 @@ class InvariantChecker:
 
     def __init__(self) -> None:
         self.reports: dict[str, list[dict[str, Any]]] = {key: [] for key in self.INVARIANTS}
+        self._summary: list[dict[str, Any]] | None = None  # built on demand, dropped by every report
 
     def clock_ms(self) -> float:
         """The virtual time reports are stamped with."""
@@ -27,6 +28,7 @@ class InvariantChecker:
         reports = self.reports[invariant]
         if len(reports) < MAX_REPORTS and all(r["message"] != message for r in reports):
             at = self.clock_ms() if at_ms is None else at_ms
+            self._summary = None
             reports.append(
                 {"invariant": invariant, "title": self.INVARIANTS[invariant], "message": message, "at_ms": round(at, 3)}
             )
@@ -35,12 +37,16 @@ class InvariantChecker:
         return [report for key in self.INVARIANTS for report in self.reports[key]]
 
     def summary(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": key,
-                "title": title,
-                "ok": not self.reports[key],
-                "detail": self.reports[key][0]["message"] if self.reports[key] else "",
-            }
-            for key, title in self.INVARIANTS.items()
-        ]
+        """One line per invariant. The lines change only when a report arrives,
+        so they are kept until then (shared between calls: do not change them)."""
+        if self._summary is None:
+            self._summary = [
+                {
+                    "id": key,
+                    "title": title,
+                    "ok": not self.reports[key],
+                    "detail": self.reports[key][0]["message"] if self.reports[key] else "",
+                }
+                for key, title in self.INVARIANTS.items()
+            ]
+        return list(self._summary)
