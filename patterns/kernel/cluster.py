@@ -50,6 +50,8 @@ class Host:
         """(Re)arm the timer called ``name``; an earlier one of that name is cancelled."""
         old = self._timers.get(name)
         if old is not None:
+            if self._sim.reschedule(old, delay_ms, self._on_fire, name, fn):
+                return  # moved later in place: no new timer, no stale heap entry
             old.cancel()
         self._timers[name] = self._sim.schedule(delay_ms, self._on_fire, name, fn, owner=self.id)
 

@@ -4,6 +4,9 @@ Time is virtual milliseconds (a float). Events are kept in a heap of
 ``(time, seq, timer)``: ``seq`` is a counter, so two events due at the same time
 run in the order they were scheduled and the heap never compares timers.
 Cancelling a timer marks it; the heap drops it when it comes up (lazy deletion).
+Moving a timer later (``reschedule``, what re-arming an election timeout on every
+heartbeat does) only updates the timer: its heap entry, when it comes up, goes
+back in under the new time. Both keep the heap free of per-re-arm garbage.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from typing import Any
 
 
 class Timer:
-    __slots__ = ("at", "fn", "args", "owner", "cancelled")
+    """A cancellable event. ``(at, seq)`` is its key in the heap; a heap entry
+    whose seq is not the timer's is stale (the timer has moved later)."""
 
-    def __init__(self, at: float, fn: Callable[..., Any], args: tuple, owner: str | None):
+    __slots__ = ("at", "seq", "fn", "args", "owner", "cancelled")
+
+    def __init__(self, at: float, seq: int, fn: Callable[..., Any], args: tuple, owner: str | None):
         self.at = at
+        self.seq = seq
         self.fn = fn
         self.args = args
         self.owner = owner
@@ -43,10 +50,21 @@ class Simulator:
 
     def schedule(self, delay_ms: float, fn: Callable[..., Any], *args: Any, owner: str | None = None) -> Timer:
         assert delay_ms >= 0, delay_ms
-        timer = Timer(self.now + delay_ms, fn, args, owner)
         self._seq += 1
-        heapq.heappush(self._heap, (timer.at, self._seq, fn, args, timer))
+        timer = Timer(self.now + delay_ms, self._seq, fn, args, owner)
+        heapq.heappush(self._heap, (timer.at, timer.seq, fn, args, timer))
         return timer
+
+    def reschedule(self, timer: Timer, delay_ms: float, fn: Callable[..., Any], *args: Any) -> bool:
+        """Move a pending timer to ``now + delay_ms`` with a new callback: the same
+        as cancelling it and scheduling anew (it takes the next seq), but only
+        allowed later than it was due. Returns False, changing nothing, otherwise."""
+        at = self.now + delay_ms
+        if at < timer.at:
+            return False
+        self._seq += 1
+        timer.at, timer.seq, timer.fn, timer.args = at, self._seq, fn, args
+        return True
 
     def post(self, delay_ms: float, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule an event that is never cancelled (cheaper than ``schedule``)."""
@@ -56,9 +74,15 @@ class Simulator:
     def next_time(self) -> float | None:
         """When the next live event is due, or None when nothing is scheduled."""
         heap = self._heap
-        while heap and heap[0][4] is not None and heap[0][4].cancelled:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        while heap:
+            at, seq, _, _, timer = heap[0]
+            if timer is None or (seq == timer.seq and not timer.cancelled):
+                return at
+            if timer.cancelled:
+                heapq.heappop(heap)
+            else:  # moved later: requeue it under its new key
+                heapq.heapreplace(heap, (timer.at, timer.seq, timer.fn, timer.args, timer))
+        return None
 
     def run_until(self, until_ms: float) -> None:
         """Run every event due at or before ``until_ms``, then set the clock there."""
@@ -67,9 +91,13 @@ class Simulator:
         ran = 0
         try:
             while heap and heap[0][0] <= until_ms:
-                at, _, fn, args, timer = pop(heap)
-                if timer is not None and timer.cancelled:
-                    continue
+                at, seq, fn, args, timer = pop(heap)
+                if timer is not None:
+                    if timer.cancelled:
+                        continue
+                    if seq != timer.seq:  # moved later: requeue it under its new key
+                        heapq.heappush(heap, (timer.at, timer.seq, timer.fn, timer.args, timer))
+                        continue
                 self.now = at
                 ran += 1
                 fn(*args)
