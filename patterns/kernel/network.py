@@ -135,6 +135,8 @@ class Network:
         self._cuts = {}
 
     def partition_groups(self) -> list[list[str]]:
+        if not self._group_of:
+            return []
         groups: dict[int, list[str]] = {}
         for endpoint, index in self._group_of.items():
             groups.setdefault(index, []).append(endpoint)

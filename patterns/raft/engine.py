@@ -309,22 +309,25 @@ class RaftEngine(ClusterEngine):
 
     def node_view(self, node: RaftNode) -> dict[str, Any]:
         host = self.hosts[node.id]
+        disk = node.disk
+        role = node.role
+        leading = role == LEADER
         deadline = host.timer_due("election")
         return {
             "id": node.id,
             "alive": host.alive,
-            "role": node.role,
-            "term": node.term,
-            "voted_for": node.disk.voted_for,
+            "role": role,
+            "term": disk.term,
+            "voted_for": disk.voted_for,
             "commit_index": node.commit_index,
             "last_applied": node.last_applied,
-            "log": self._log_views[node.id].view(node.disk.log),
+            "log": self._log_views[node.id].view(disk.log),
             "leader_id": node.leader_id,
-            "votes": list(node.votes) if node.role != "follower" else [],
+            "votes": list(node.votes) if role != "follower" else [],
             "election_deadline_ms": deadline,
             "election_timeout_ms": node.election_timeout_ms if deadline is not None else None,
-            "next_index": dict(node.next_index) if node.role == LEADER else {},
-            "match_index": dict(node.match_index) if node.role == LEADER else {},
+            "next_index": dict(node.next_index) if leading else {},
+            "match_index": dict(node.match_index) if leading else {},
             "kv": dict(node.kv),
         }
 
