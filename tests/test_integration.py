@@ -139,3 +139,40 @@ async def test_a_killed_worker_is_replaced_and_the_state_replayed(clean_redis, s
         until_ms=paused["now"],
     )
     assert json.dumps(trim_view(before_replay.view()), sort_keys=True) == json.dumps(before, sort_keys=True)
+
+
+async def test_a_worker_that_joins_later_takes_the_new_simulations(clean_redis, start_worker, start_daphne):
+    """Whichever worker takes an open request from the shared channel passes it on
+    to a live worker running clearly fewer simulations (worker.BALANCE_SLACK), so
+    the load evens out instead of staying where it started."""
+    from webapp.runtime.worker import BALANCE_SLACK
+
+    first = start_worker()
+    server = start_daphne()
+    sockets = []
+
+    async def open_sims(n: int) -> list[str]:
+        opened = []
+        for _ in range(n):
+            sim_id, cookie = open_new_sim(server.url)
+            sockets.append(await connect(server, sim_id, cookie).__aenter__())
+            opened.append(sim_id)
+        deadline = time.monotonic() + 20
+        while not all(clean_redis.exists(keys.lease_key(sim_id)) for sim_id in opened):
+            assert time.monotonic() < deadline, "not every simulation was adopted within 20 s"
+            await asyncio.sleep(0.2)
+        return opened
+
+    try:
+        sims = await open_sims(16)
+        second = start_worker()
+        # (it reports its load, none, as it starts)
+        sims += await open_sims(16)
+        pids = dict(clean_redis.hgetall("lab:workers"))
+        owners = [pids[clean_redis.get(keys.lease_key(sim_id))] for sim_id in sims]
+        counts = [owners.count(str(w.proc.pid)) for w in (first, second)]
+        # Reports race with adoptions, so allow twice the slack; without balancing: about 24 and 8.
+        assert abs(counts[0] - counts[1]) <= 2 * BALANCE_SLACK, f"simulations per worker: {counts}"
+    finally:
+        for ws in sockets:
+            await ws.close()

@@ -67,6 +67,7 @@ class SimDriver:
             if item.get("rid"):
                 self.rids[item["rid"]] = None
         self.seq = 0
+        self.phase = 0  # which ticks publish this simulation's frames at a reduced rate (set by the worker)
         self.dirty = True
         self._last_wall = wall_s
         self.last_frame_wall = 0.0

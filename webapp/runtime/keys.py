@@ -11,6 +11,7 @@ Per simulation:
 """
 
 ASSIGN_CHANNEL = "engines.assign"  # any worker takes a simulation from here
+WORKER_LOAD = "lab:worker_load"  # hash: worker channel -> "<simulations>:<ms since the epoch>"
 SIM_TTL_S = 7 * 24 * 3600
 LEASE_MS = 6000
 LEASE_RENEW_S = 2.0

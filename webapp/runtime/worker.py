@@ -34,6 +34,8 @@ from .driver import FrameRate, SimDriver
 
 log = logging.getLogger("lab.worker")
 MAX_HOPS = 8  # an open request a full worker passes on, at most this often
+BALANCE_SLACK = 4  # pass a new simulation on to a worker running this many fewer
+PUBLISH_BATCH = 50  # frames per pipelined PUBLISH round trip: a frame waits for at most 49 others
 
 
 class EngineWorker:
@@ -41,6 +43,9 @@ class EngineWorker:
         lab = settings.LAB
         self.max_sims = max_sims or lab["MAX_SIMS_PER_WORKER"]
         self.rate = FrameRate(frame_hz or lab["FRAME_HZ"], lab["MIN_FRAME_HZ"])
+        self.tick_interval = 1.0 / self.rate.max_hz
+        self.ticks = 0
+        self.phases = 0  # the next simulation's frame phase
         self.park_after_s = lab["PARK_AFTER_S"]
         self.sims: dict[str, SimDriver] = {}
         self.unwatched_since: dict[str, float] = {}
@@ -55,6 +60,7 @@ class EngineWorker:
         self.release = self.redis.register_script(store.RELEASE_LEASE)
         self.channel = await self.layer.new_channel("engine")
         await self.redis.hset("lab:workers", self.channel, str(os.getpid()))
+        await self._report_load()
         log.info("engine worker %s ready (pid %s, up to %s simulations)", self.channel, os.getpid(), self.max_sims)
         tasks = [
             asyncio.create_task(self._receive_loop(self.channel), name="own"),
@@ -70,6 +76,7 @@ class EngineWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._park_all()
             await self.redis.hdel("lab:workers", self.channel)
+            await self.redis.hdel(keys.WORKER_LOAD, self.channel)
             await self.redis.aclose()
 
     # -- receiving -------------------------------------------------------------
@@ -139,14 +146,38 @@ class EngineWorker:
         a web process's periodic adoption request does not."""
         return message.get("type") != "sim.open" or bool(message.get("reply_to"))
 
+    async def _lighter_worker(self) -> str | None:
+        """A live worker running clearly fewer simulations than this one, if any.
+        Workers report their load on every change and every housekeeping round."""
+        mine = len(self.sims) + len(self._opening) - 1  # not counting the one being opened
+        now_ms = time.time() * 1000.0
+        lightest, lightest_load = None, mine - BALANCE_SLACK
+        for channel, value in (await self.redis.hgetall(keys.WORKER_LOAD)).items():
+            channel = channel.decode()
+            count, _, at_ms = value.decode().partition(":")
+            if channel == self.channel or now_ms - float(at_ms) > keys.LEASE_MS:
+                continue  # ourselves, or a worker that stopped reporting (dead or gone)
+            if int(count) < lightest_load:
+                lightest, lightest_load = channel, int(count)
+        return lightest
+
+    async def _report_load(self) -> None:
+        load = len(self.sims) + len(self._opening)
+        await self.redis.hset(keys.WORKER_LOAD, self.channel, f"{load}:{time.time() * 1000.0:.0f}")
+
     async def _open(self, sim_id: str, message: dict[str, Any]) -> SimDriver | None:
         owner = await store.lease_owner(self.redis, sim_id)
         if owner is not None and owner != self.channel:
             if self._wants_answer(message):
                 await self.layer.send(owner, message)  # someone runs it: pass it on
             return None
+        hops = int(message.get("hops", 0))
+        if owner is None and hops < MAX_HOPS:
+            lighter = await self._lighter_worker()
+            if lighter is not None:  # spread simulations evenly over the workers
+                await self.layer.send(lighter, {**message, "hops": hops + 1})
+                return None
         if len(self.sims) >= self.max_sims:
-            hops = int(message.get("hops", 0))
             if hops < MAX_HOPS:
                 await self.layer.send(keys.ASSIGN_CHANNEL, {**message, "hops": hops + 1})
             else:
@@ -168,7 +199,9 @@ class EngineWorker:
         started = time.perf_counter()
         driver = await asyncio.to_thread(SimDriver, spec, wall_s=time.monotonic(), epoch_ms=time.time() * 1000.0)
         driver.seq = int(time.time() * 1000)  # frame numbers keep rising across workers
+        driver.phase, self.phases = self.phases, self.phases + 1
         self.sims[sim_id] = driver
+        await self._report_load()
         log.info(
             "running %s (%s, seed %s): replayed %d commands to %.0f virtual ms in %.0f ms",
             sim_id, spec.kind, spec.seed, len(spec.log), driver.engine.now, (time.perf_counter() - started) * 1000,
@@ -229,13 +262,16 @@ class EngineWorker:
     async def _rebuild(self, sim_id: str) -> None:
         spec = await store.load_spec(self.redis, sim_id)
         if spec is not None:
-            self.sims[sim_id] = SimDriver(spec, wall_s=time.monotonic())
+            old = self.sims.get(sim_id)
+            driver = self.sims[sim_id] = SimDriver(spec, wall_s=time.monotonic())
+            if old is not None:
+                driver.seq, driver.phase = old.seq, old.phase
 
     # -- time and frames ----------------------------------------------------------------
     async def _tick_loop(self) -> None:
         next_tick = time.monotonic()
         while True:
-            next_tick += self.rate.interval
+            next_tick += self.tick_interval
             delay = next_tick - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -255,12 +291,18 @@ class EngineWorker:
         return self.rate.interval
 
     async def tick_all(self) -> None:
-        """Advance every simulation and publish the frames of those that changed,
-        all in one Redis round trip."""
+        """Advance the simulations and publish the frames of those that changed,
+        in pipelined batches. The worker ticks FRAME_HZ times a second; at a
+        reduced frame rate each simulation runs (and publishes) on every
+        ``stride``-th tick only, on its own phase, so a busy worker's work and
+        frames are spread evenly over time instead of leaving in bursts."""
+        self.ticks += 1
+        stride = max(1, round(self.rate.max_hz / self.rate.hz))
         wall = time.monotonic()
-        sent_at = time.time() * 1000.0
         frames: list[tuple[str, bytes]] = []
         for sim_id, driver in list(self.sims.items()):
+            if (self.ticks + driver.phase) % stride:
+                continue  # not this simulation's tick: it catches up on its next one
             try:
                 driver.tick(wall)
             except Exception:
@@ -268,7 +310,10 @@ class EngineWorker:
                 await self._rebuild(sim_id)
                 continue
             if driver.wants_frame(wall):
-                frames.append(_frame_message(driver, wall, sent_at, self.rate.hz))
+                frames.append(_frame_message(driver, wall, time.time() * 1000.0, self.rate.hz))
+                if len(frames) >= PUBLISH_BATCH:
+                    await self._send_frames(frames)
+                    frames = []
         if frames:
             await self._send_frames(frames)
 
@@ -304,6 +349,7 @@ class EngineWorker:
                 log.exception("housekeeping failed")
 
     async def housekeeping(self) -> None:
+        await self._report_load()
         sim_ids = list(self.sims)
         if not sim_ids:
             return
