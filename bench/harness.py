@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
@@ -50,6 +51,8 @@ class ViewerStats:
     close_code: int | None = None
     close_reason: str = ""
     resumed_delay_ms: float | None = None  # age of the first frame read after a stall
+    backlog: int = 0  # frames written to this viewer while it stalled, read only after
+    backlog_bytes: int = 0
 
     def reset(self) -> None:
         self.frames, self.bytes = 0, 0
@@ -120,13 +123,21 @@ async def viewer(
                     await ws.send('{"type":"ack","seq":%d}' % pending_seq)
                     pending = 0
             if stalled:
-                # Did the server give up on us? Read what is buffered, up to a close,
-                # for at most 2 s (a server with no window may still be sending).
-                deadline = time.monotonic() + 2.0
+                # What did the server write for us while we were not reading (the
+                # backlog it and the kernel hold), and did it give up on us? Read
+                # what is buffered, up to a close, for at most 3 s.
+                began = time.time() * 1000.0
+                deadline = time.monotonic() + 3.0
                 while time.monotonic() < deadline:
-                    await asyncio.wait_for(ws.recv(), 1.0)
+                    text = await asyncio.wait_for(ws.recv(), 1.0)
+                    if text.startswith('{"type":"closing"'):  # daphne drops close reasons
+                        stats.close_reason = json.loads(text)["reason"]
+                    header = frame_header(text)
+                    if header is not None and header[1] < began:
+                        stats.backlog += 1
+                        stats.backlog_bytes += len(text)
     except asyncio.TimeoutError:
         pass
     except websockets.ConnectionClosed as closed:
         stats.close_code = closed.rcvd.code if closed.rcvd else None
-        stats.close_reason = closed.rcvd.reason if closed.rcvd else ""
+        stats.close_reason = (closed.rcvd.reason if closed.rcvd else "") or stats.close_reason

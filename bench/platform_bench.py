@@ -180,7 +180,7 @@ async def classroom(lab: Lab, counts: list[int], seconds: float) -> list[dict]:
         target = (lab.share_url(server, sim_id), {"Origin": server.url}, ())
         run = await measure([target] * n, seconds, {"server": server.proc.pid})
         ours = {**summary(run["stats"], run["elapsed"]), "cpu": run["cpu"]}
-        rows.append({"lab": ours, "bare": await bare(n, seconds, int(ours["bytes_per_frame"]))})
+        rows.append({"lab": ours, "bare": await bare(n, seconds, int(ours["bytes_per_frame"]))})  # the lab idles meanwhile: one sim
     return rows
 
 
@@ -219,6 +219,8 @@ async def slow_viewers(lab: Lab, healthy: int, stalled: int, seconds: float, stu
             **ok, "cpu": run["cpu"]["server"], "rss_start_mb": rss0, "rss_peak_mb": max(samples or [rss0]),
             "rss_end_mb": samples[-1] if samples else rss0,
             "stalled_closed": sum(1 for s in stuck if s.close_code == 4008),
+            "backlog_frames": max((s.backlog for s in stuck), default=0),
+            "backlog_kib": max((s.backlog_bytes for s in stuck), default=0) / 1024.0,
             "close_reason": next((s.close_reason for s in stuck if s.close_reason), ""),
         }
         server.stop()
@@ -282,6 +284,7 @@ async def sandbox(lab: Lab, n: int, seconds: float, workers: int) -> dict:
         sum(1 for key in lab.redis.scan_iter("lab:sim:*:lease") if lab.redis.get(key).decode() == channel)
         for channel in (c.decode() for c in lab.redis.hkeys("lab:workers"))
     )
+    lab.stop()  # the baseline gets the machine to itself, as the lab had
     baseline = await bare(n, seconds, int(ours["bytes_per_frame"] or 3000))
     return {"lab": ours, "bare": baseline}
 
@@ -517,7 +520,7 @@ def print_section(section: str, data, out) -> None:  # noqa: C901 - one printer 
             )
     elif section == "slow":
         w(f"\nSlow viewers: {data['healthy']} healthy viewers of one simulation, plus {data['stalled']} that stop reading for {data['seconds']:.0f} s\n")
-        w(f"{'run':>32} | {'healthy fps (min)':>17} | {'p50/p99 ms':>15} | {'CPU':>5} | {'RSS start/peak MB':>17} | stalled closed\n")
+        w(f"{'run':>32} | {'healthy fps (min)':>17} | {'p50/p99 ms':>15} | {'CPU':>5} | {'RSS start/peak MB':>17} | {'backlog per stalled viewer':>26} | stalled closed\n")
         labels = {
             "alone": "no stalled viewers (baseline)",
             "window": f"stalled, window of 10, limit {data['stuck_after_s']:.0f} s",
@@ -527,8 +530,10 @@ def print_section(section: str, data, out) -> None:  # noqa: C901 - one printer 
             r = data[key]
             w(
                 f"{label:>32} | {r['fps_mean']:9.1f} ({r['fps_min']:4.1f}) | {r['p50_ms']:6.1f} / {r['p99_ms']:6.1f} | {_cpu(r['cpu']):>5} |"
-                f" {r['rss_start_mb']:7.1f} / {r['rss_peak_mb']:7.1f} | {r['stalled_closed']}\n"
+                f" {r['rss_start_mb']:7.1f} / {r['rss_peak_mb']:7.1f} | {r['backlog_frames']:>5} frames, {r['backlog_kib']:7.0f} KiB | {r['stalled_closed']}\n"
             )
+        w("  (backlog: frames the server wrote to a stalled viewer that it read only afterwards; without a window it grows\n"
+          "   with the stall, in kernel buffers first and then in daphne's memory, since daphne has no write backpressure)\n")
         if data["window"]["close_reason"]:
             w(f"  close reason they got (4008): \"{data['window']['close_reason']}\"\n")
         c = data["conflation"]
