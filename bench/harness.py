@@ -100,7 +100,7 @@ async def viewer(
                     await asyncio.sleep(0.05)
                     continue
                 try:
-                    text = await asyncio.wait_for(ws.recv(), ack_ms / 1000.0 if pending else 0.5)
+                    text = await asyncio.wait_for(ws.recv(), 0.2 if pending else 0.5)
                 except asyncio.TimeoutError:
                     text = None
                 now = time.time() * 1000.0
@@ -119,7 +119,9 @@ async def viewer(
                     pending_seq, pending = seq, pending + 1
                     if pending == 1:
                         first_at = now
-                if ack_every and pending and (pending >= ack_every or now - first_at >= ack_ms):
+                # Like the browser: ack_ms is for 20 frames a second, a slower stream waits longer.
+                wait_ms = ack_ms * (20.0 / stats.promised_hz if stats.promised_hz and stats.promised_hz < 20.0 else 1.0)
+                if ack_every and pending and (pending >= ack_every or now - first_at >= wait_ms):
                     await ws.send('{"type":"ack","seq":%d}' % pending_seq)
                     pending = 0
             if stalled:

@@ -97,27 +97,31 @@ def test_a_recovered_simulation_catches_up_on_the_wall_time_since_its_checkpoint
     assert paused.engine.now == driver.engine.now  # a paused simulation stays where it was
 
 
-def test_the_frame_rate_halves_while_ticking_takes_most_of_the_time_and_comes_back():
+def test_the_frame_rate_halves_when_the_worker_falls_behind_and_comes_back_when_it_has_room():
     from webapp.runtime.driver import FrameRate
 
-    rate = FrameRate(20.0, 5.0, window_s=2.0)
-    now = 0.0
+    rate = FrameRate(20.0, 5.0, window_s=2.0, hold_s=30.0)
+    now = cpu = 0.0
 
-    def run(busy_share: float, seconds: float) -> list[float]:
-        nonlocal now
-        seen = []
+    def run(cpu_share: float, late_share: float, seconds: float) -> list[float]:
+        nonlocal now, cpu
+        seen, tick = [], 0
         end = now + seconds
         while now < end:
             now += 0.05  # the worker ticks 20 times a second whatever its frame rate
-            rate.record(busy_share * 0.05, now)
+            cpu += cpu_share * 0.05
+            tick += 1
+            rate.record(now, cpu, late=(tick % 100) < late_share * 100)
             seen.append(rate.hz)
         return seen
 
-    assert set(run(0.2, 10)) == {20.0}  # keeping up: the full rate
-    assert run(0.9, 10)[-1] == 5.0  # overloaded: halves each window, down to the floor, no lower
-    assert run(0.9, 4)[-1] == 5.0
-    assert run(0.5, 4)[-1] == 5.0  # in between: stays (no flapping)
-    assert run(0.1, 10)[-1] == 20.0  # light again: back up to the full rate
+    assert set(run(0.5, 0.0, 10)) == {20.0}  # keeping up: the full rate
+    assert run(0.5, 0.3, 3)[-1] == 10.0  # ticks late: half the rate
+    assert run(0.9, 0.0, 10)[-1] == 5.0  # a core's worth of work: halves each window, to the floor
+    assert run(0.9, 0.3, 4)[-1] == 5.0  # and no lower
+    assert run(0.5, 0.0, 20)[-1] == 5.0  # room again, but it holds on for hold_s after a step down
+    assert run(0.5, 0.0, 40)[-1] == 20.0  # then steps back up, a window at a time
+    assert run(0.7, 0.0, 40)[-1] == 20.0  # between the thresholds: stays (no flapping)
 
 
 def test_a_paused_simulation_sends_no_frames_but_a_rare_keepalive():

@@ -241,7 +241,9 @@
     if (this._ackCount >= Math.max(1, Math.floor((this.limits.frame_window || 2) / 2))) {
       this._ackNow();
     } else if (!this._ackTimer) {
-      this._ackTimer = setTimeout(function () { self._ackTimer = null; self._ackNow(); }, this.limits.ack_ms || 200);
+      // ack_ms is for 20 frames a second; a slower stream acks as many frames later.
+      var slower = this.hz && this.hz < FULL_HZ ? FULL_HZ / this.hz : 1;
+      this._ackTimer = setTimeout(function () { self._ackTimer = null; self._ackNow(); }, (this.limits.ack_ms || 200) * slower);
     }
   };
 

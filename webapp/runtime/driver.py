@@ -184,43 +184,57 @@ def trim_view(view: dict[str, Any]) -> dict[str, Any]:
 
 class FrameRate:
     """A worker's frame rate: ``max_hz`` while it keeps up; halved (down to
-    ``min_hz``) while ticking its simulations takes most of each interval;
-    doubled again once the load is low enough that doubling stays safe.
+    ``min_hz``) when it falls behind; doubled again when it has room.
 
     Frames are snapshots and the page animates between them from virtual time,
-    so a lower rate looks smooth; falling behind (late, bunched frames and a
-    growing delay) does not. ``load`` is the share of wall time spent ticking,
-    measured over ``window_s``.
+    so a lower rate on time looks smooth; falling behind (late, bunched frames
+    and a growing delay) does not. Every ``window_s`` it looks at the share of
+    ticks that started more than a tick late and at the process's CPU share
+    (wall-clock busy time is no good: it counts waiting for Redis and for a
+    core). It steps up only after ``hold_s`` without stepping down, so it does
+    not flap.
     """
 
-    DOWN_ABOVE = 0.7
-    UP_BELOW = 0.3
+    LATE_SHARE_DOWN = 0.1
+    CPU_DOWN = 0.8
+    CPU_UP = 0.6
 
-    def __init__(self, max_hz: float, min_hz: float, window_s: float = 2.0) -> None:
-        self.max_hz, self.min_hz, self.window_s = max_hz, min(min_hz, max_hz), window_s
+    def __init__(self, max_hz: float, min_hz: float, window_s: float = 2.0, hold_s: float = 30.0) -> None:
+        self.max_hz, self.min_hz = max_hz, min(min_hz, max_hz)
+        self.window_s, self.hold_s = window_s, hold_s
         self.hz = max_hz
-        self.load = 0.0
-        self._busy = 0.0
+        self.cpu = 0.0  # CPU share over the last window
+        self.late = 0.0  # share of ticks that started late over the last window
         self._since: float | None = None
+        self._cpu_since = 0.0
+        self._ticks = self._late_ticks = 0
+        self._stepped_down_at = float("-inf")
 
     @property
     def interval(self) -> float:
         return 1.0 / self.hz
 
-    def record(self, busy_s: float, now: float) -> bool:
-        """Account one tick's busy time; returns True when the rate changed."""
+    def record(self, now: float, cpu_s: float, late: bool) -> bool:
+        """Account one tick (wall clock, process CPU seconds so far, whether it
+        started more than a tick late); returns True when the rate changed."""
         if self._since is None:
-            self._since = now - busy_s
-        self._busy += busy_s
+            self._since, self._cpu_since = now, cpu_s
+            return False
+        self._ticks += 1
+        self._late_ticks += late
         span = now - self._since
         if span < self.window_s:
             return False
-        self.load = self._busy / span
-        self._busy, self._since = 0.0, now
-        if self.load > self.DOWN_ABOVE and self.hz > self.min_hz:
-            self.hz = max(self.min_hz, self.hz / 2)
-            return True
-        if self.load < self.UP_BELOW and self.hz < self.max_hz:
+        self.cpu = (cpu_s - self._cpu_since) / span
+        self.late = self._late_ticks / self._ticks
+        self._since, self._cpu_since, self._ticks, self._late_ticks = now, cpu_s, 0, 0
+        if self.late > self.LATE_SHARE_DOWN or self.cpu > self.CPU_DOWN:
+            self._stepped_down_at = now  # (at the floor too: the hold starts once the pressure ends)
+            if self.hz > self.min_hz:
+                self.hz = max(self.min_hz, self.hz / 2)
+                return True
+            return False
+        if self.late == 0 and self.cpu < self.CPU_UP and self.hz < self.max_hz and now - self._stepped_down_at >= self.hold_s:
             self.hz = min(self.max_hz, self.hz * 2)
             return True
         return False

@@ -35,6 +35,7 @@ from .driver import FrameRate, SimDriver
 log = logging.getLogger("lab.worker")
 MAX_HOPS = 8  # an open request a full worker passes on, at most this often
 BALANCE_SLACK = 4  # pass a new simulation on to a worker running this many fewer
+MAX_TICKS_BEHIND = 2  # a tick later than this many intervals is skipped, not caught up
 PUBLISH_BATCH = 50  # frames per pipelined PUBLISH round trip: a frame waits for at most 49 others
 
 
@@ -275,15 +276,16 @@ class EngineWorker:
             delay = next_tick - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
-                next_tick = time.monotonic()  # behind: do not try to catch up in a burst
+            elif delay < -MAX_TICKS_BEHIND * self.tick_interval:
+                next_tick = time.monotonic()  # far behind: skip ticks rather than burst
                 await asyncio.sleep(0)
-            started = time.monotonic()
+            else:
+                await asyncio.sleep(0)  # a little late (a GC pause): catch up, so no phase misses its frame
             await self.tick_all()
-            if self.rate.record(time.monotonic() - started, time.monotonic()):
+            if self.rate.record(time.monotonic(), time.process_time(), late=delay < -self.tick_interval):
                 log.info(
-                    "frame rate now %.0f Hz: ticking %d simulations took %.0f%% of the time",
-                    self.rate.hz, len(self.sims), self.rate.load * 100,
+                    "frame rate now %.0f Hz for %d simulations (CPU %.0f%%, %.0f%% of ticks late)",
+                    self.rate.hz, len(self.sims), self.rate.cpu * 100, self.rate.late * 100,
                 )
 
     @property
