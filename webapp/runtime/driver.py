@@ -71,6 +71,7 @@ class SimDriver:
         self.dirty = True
         self._last_wall = wall_s
         self.last_frame_wall = 0.0
+        self.last_shown_wall = 0.0  # the last frame published at once for a learner's action
 
     # -- time ----------------------------------------------------------------
     def tick(self, wall_s: float) -> None:

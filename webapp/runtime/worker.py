@@ -333,10 +333,12 @@ class EngineWorker:
         await self._send_frames([_frame_message(driver, wall, sent_at, self.rate.hz)])
 
     async def _show_now(self, driver: SimDriver) -> None:
-        """Publish the effect of a learner's action at once, unless a frame went out
-        less than a frame interval ago (then the next tick shows it)."""
+        """Publish the effect of a learner's action at once, without waiting for the
+        next tick. At most one such extra frame per frame interval: a burst of
+        clicks is shown by the ticks that follow."""
         wall = time.monotonic()
-        if wall - driver.last_frame_wall >= self.frame_interval:
+        if wall - driver.last_shown_wall >= self.frame_interval:
+            driver.last_shown_wall = wall
             await self._publish(driver, wall, time.time() * 1000.0)
 
     # -- leases, checkpoints, parking ---------------------------------------------------------
