@@ -49,6 +49,20 @@ def describe(entry: Entry) -> str:
     return f"get {command['key']} (term {entry.term})"
 
 
+def shared_prefix(seen: list[Entry], log: list[Entry]) -> int:
+    """How many entries an earlier copy of a log (``seen``) still shares with
+    ``log``. Entries are immutable and a log only grows or loses a suffix, so
+    the two agree below the top of their common length when they agree at it;
+    otherwise something changed below the top: find the first difference."""
+    keep = min(len(seen), len(log))
+    if keep and seen[keep - 1] is not log[keep - 1]:
+        first = 0
+        while first < keep and seen[first] is log[first]:
+            first += 1
+        keep = first
+    return keep
+
+
 class _LogDigests:
     """Prefix digests of one node's log, extended incrementally."""
 
@@ -63,13 +77,7 @@ class _LogDigests:
         entries, digests = self.entries, self.digests
         if len(entries) == len(log) and (not log or entries[-1] is log[-1]):
             return len(log)  # unchanged since the last look: the common case between events
-        keep = min(len(entries), len(log))
-        if keep and entries[keep - 1] is not log[keep - 1]:
-            # Something changed below the top: find the first difference.
-            first = 0
-            while first < keep and entries[first] is log[first]:
-                first += 1
-            keep = first
+        keep = shared_prefix(entries, log)
         del entries[keep:]
         del digests[keep:]
         previous = digests[-1] if digests else 0

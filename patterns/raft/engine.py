@@ -11,7 +11,7 @@ from ..kernel.network import Message
 from ..kernel.rng import derive_rng
 from ..text import and_list
 from ..validate import flag, number, number_pair, only_keys, text
-from .checker import RaftChecker, describe
+from .checker import RaftChecker, describe, shared_prefix
 from .client import RaftClient
 from .node import LEADER, Entry, RaftConfig, RaftNode
 
@@ -90,12 +90,7 @@ class _LogView:
     def view(self, log: list[Entry]) -> list[dict[str, Any]]:
         entries, dicts = self.entries, self.dicts
         if len(entries) != len(log) or (log and entries[-1] is not log[-1]):
-            keep = min(len(entries), len(log))
-            if keep and entries[keep - 1] is not log[keep - 1]:
-                first = 0
-                while first < keep and entries[first] is log[first]:
-                    first += 1
-                keep = first
+            keep = shared_prefix(entries, log)
             del entries[keep:]
             del dicts[keep:]
             for entry in log[keep:]:
