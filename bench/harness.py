@@ -67,13 +67,17 @@ class ViewerStats:
 HEADER = re.compile(r'"seq": ?(\d+).*?"sent_at": ?([0-9.e+]+)(?:, ?"hz": ?([0-9.]+))?')
 
 
-def frame_header(text: str) -> tuple[int, float, float | None] | None:
-    """(seq, sent_at, promised hz or None) of a frame, read from its first bytes:
-    both servers put them before the view, so a viewer of 600 need not parse
-    whole frames."""
-    if '"frame"' not in text[:20]:
+def frame_header(data: str | bytes) -> tuple[int, float, float | None] | None:
+    """(seq, sent_at, promised hz or None) of a frame, from its first bytes
+    without parsing or inflating the view: the lab's frames are binary (header
+    JSON, newline, compressed view), the bare server's are text."""
+    if isinstance(data, bytes):
+        head = data[: data.find(b"\n")].decode()
+    elif '"frame"' in data[:20]:
+        head = data[:400]
+    else:
         return None
-    match = HEADER.search(text, 0, 400)
+    match = HEADER.search(head)
     if not match:
         return None
     return int(match.group(1)), float(match.group(2)), float(match.group(3)) if match.group(3) else None
@@ -132,7 +136,7 @@ async def viewer(
                 deadline = time.monotonic() + 3.0
                 while time.monotonic() < deadline:
                     text = await asyncio.wait_for(ws.recv(), 1.0)
-                    if text.startswith('{"type":"closing"'):  # daphne drops close reasons
+                    if isinstance(text, str) and text.startswith('{"type":"closing"'):  # daphne drops close reasons
                         stats.close_reason = json.loads(text)["reason"]
                     header = frame_header(text)
                     if header is not None and header[1] < began:

@@ -46,6 +46,7 @@ import redis as redis_lib  # noqa: E402
 import websockets  # noqa: E402
 from harness import ViewerStats, cpu_seconds, percentile, rss_mb, viewer  # noqa: E402
 
+from webapp.runtime.driver import read_message  # noqa: E402
 from webapp.runtime.launch import DaphneProcess, WorkerProcess  # noqa: E402
 from webapp.runtime.launch import open_new_sim as new_sim  # noqa: E402
 from webapp.runtime.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
@@ -163,7 +164,7 @@ async def owner_speed_1(server: DaphneProcess, sim_id: str, cookie: str) -> None
         await ws.send(SPEED_1)
         await ws.send(json.dumps({"type": "command", "id": 2, "cmd": {"op": "network", "drop_rate": 0.0}}))
         for _ in range(20):
-            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            message = read_message(await asyncio.wait_for(ws.recv(), 10))
             if message.get("type") == "reply" and message.get("id") == 2:
                 return
 
@@ -349,7 +350,7 @@ async def click_latency(lab: Lab, background: int, clicks: int) -> dict:
 
         async def next_frame() -> dict:
             while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                message = read_message(await asyncio.wait_for(ws.recv(), 10))
                 if message["type"] == "frame":
                     await ws.send('{"type":"ack","seq":%d}' % message["seq"])
                     return message

@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from conftest import make_session
 from webapp.asgi import application
 from webapp.lab import services
+from webapp.runtime.driver import read_message
 
 pytestmark = pytest.mark.integration
 ORIGIN = (b"origin", b"http://localhost")
@@ -43,7 +44,7 @@ async def receive(comm: WebsocketCommunicator, kind: str, timeout: float = 10.0,
     while True:
         left = deadline - asyncio.get_running_loop().time()
         assert left > 0, f"no {kind} message within {timeout} s"
-        message = json.loads(await comm.receive_from(timeout=left))
+        message = read_message(await comm.receive_from(timeout=left))
         if message["type"] == "frame" and ack:
             await comm.send_to(text_data=json.dumps({"type": "ack", "seq": message["seq"]}))
         if message["type"] == kind:
@@ -134,7 +135,7 @@ async def closing(comm: WebsocketCommunicator) -> tuple[dict, dict]:
         output = await comm.receive_output(timeout=5)
         if output["type"] == "websocket.close":
             return told, output
-        message = json.loads(output["text"])
+        message = read_message(output.get("bytes") or output["text"])
         if message["type"] == "closing":
             told = message
 
@@ -156,7 +157,7 @@ async def test_a_flood_is_refused_then_disconnected(owned_sim):
         if output["type"] == "websocket.close":
             assert output["code"] == 4029
             break
-        message = json.loads(output["text"])
+        message = read_message(output.get("bytes") or output["text"])
         saw_slow_down |= message["type"] == "error" and "Slow down" in message["message"]
     assert saw_slow_down
 
@@ -171,7 +172,7 @@ async def test_a_viewer_that_stops_reading_holds_a_bounded_window_then_is_droppe
         output = await comm.receive_output(timeout=10)
         if output["type"] == "websocket.close":
             break
-        message = json.loads(output["text"])
+        message = read_message(output.get("bytes") or output["text"])
         frames += message["type"] == "frame"  # never acknowledged
         if message["type"] == "closing":
             told = message

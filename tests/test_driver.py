@@ -7,7 +7,7 @@ import json
 import pytest
 
 import patterns
-from webapp.runtime.driver import LOG_IN_FRAME, SimDriver, SimSpec
+from webapp.runtime.driver import LOG_IN_FRAME, SimDriver, SimSpec, decode_frame, frame_header
 
 
 def spec(**kw) -> SimSpec:
@@ -73,9 +73,12 @@ def test_frames_are_serialized_once_and_trim_long_logs():
     for i in range(60):
         driver.command({"op": "put", "key": "k", "value": i}, None)
     driver.engine.advance(3000)
-    seq, text = driver.frame(wall_s=1.0, sent_at_ms=123.0)
-    frame = json.loads(text)
+    seq, data = driver.frame(wall_s=1.0, sent_at_ms=123.0)
+    frame = decode_frame(data)
     assert frame["type"] == "frame" and frame["seq"] == seq and frame["sent_at"] == 123.0
+    assert frame_header(data) == {k: v for k, v in frame.items() if k != "view"}  # read without inflating
+    view = json.dumps(frame["view"], separators=(",", ":")).encode()
+    assert len(data) < len(view) / 4  # compressed once, for every viewer
     leader = next(n for n in frame["view"]["nodes"] if n["role"] == "leader")
     assert len(leader["log"]) == LOG_IN_FRAME
     assert leader["log_offset"] + LOG_IN_FRAME == leader["commit_index"] >= 61

@@ -15,7 +15,7 @@ import websockets
 import patterns
 from webapp.runtime import keys
 from webapp.runtime.launch import open_new_sim
-from webapp.runtime.driver import trim_view
+from webapp.runtime.driver import read_message, trim_view
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             assert left > 0, f"no {kind} within {timeout} s"
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            message = read_message(await asyncio.wait_for(self.ws.recv(), left))
             if message["type"] == "frame":
                 self.last_frame = message
                 await self.ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
@@ -51,7 +51,7 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             assert left > 0, "no reply"
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), left))
+            message = read_message(await asyncio.wait_for(self.ws.recv(), left))
             if message["type"] == "frame":
                 self.last_frame = message
                 await self.ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))

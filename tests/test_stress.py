@@ -35,6 +35,7 @@ import websockets
 import websockets.protocol
 
 from webapp.runtime import keys
+from webapp.runtime.driver import read_message
 from webapp.runtime.launch import open_new_sim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -78,7 +79,7 @@ class Viewer:
         self.ws = await websockets.connect(
             self.url, additional_headers=self.headers, compression=None, open_timeout=15
         )
-        first = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
+        first = read_message(await asyncio.wait_for(self.ws.recv(), 15))
         assert first["type"] == "hello", (self.name, first)
         self.hello = first
         self.window = first["limits"]["frame_window"]
@@ -138,7 +139,7 @@ class Viewer:
                 raw = await asyncio.wait_for(self.ws.recv(), 0.3)
             except TimeoutError:
                 break
-            message = json.loads(raw)
+            message = read_message(raw)
             if message["type"] == "frame":
                 self._record(message)
                 self.drained.append(message["seq"])
@@ -159,7 +160,7 @@ class Viewer:
                 if self._stall:
                     await self._resume.wait()
                     await self._drain_stalled()
-                message = json.loads(await self.ws.recv())
+                message = read_message(await self.ws.recv())
                 kind = message["type"]
                 if kind == "frame":
                     self._record(message)
@@ -248,7 +249,7 @@ async def test_forty_viewers_on_two_web_processes_through_a_worker_kill_and_stal
             stuck_closed_at.append(time.monotonic())
             try:  # what it had been sent before the close, still unread
                 while True:
-                    message = json.loads(await stuck.ws.recv())
+                    message = read_message(await stuck.ws.recv())
                     if message["type"] == "frame":
                         stuck.drained.append(message["seq"])
                     elif message["type"] == "closing":

@@ -8,7 +8,8 @@
  *   sock.control('speed', { speed: 0.01 });
  *
  * Protocol (JSON text both ways):
- *   server -> browser: hello, frame, reply {id, ok, result}, error {id|null, message}, status {level, message},
+ *   server -> browser: frame (binary: header JSON, newline, zlib-compressed view JSON);
+ *                      as JSON text: hello, reply {id, ok, result}, error {id|null, message}, status {level, message},
  *                      closing {code, reason} just before the server closes (daphne drops close reasons)
  *   browser -> server: ack {seq}: every frame up to seq is handled; sent once half
  *                      the server's frame window is used or ack_ms after the
@@ -114,9 +115,11 @@
       self.reason = '';
       self._setState('connected');
     };
+    ws.binaryType = 'arraybuffer';
     ws.onmessage = function (event) {
       if (self.ws !== ws) return;
-      self._onMessage(event.data);
+      if (typeof event.data === 'string') self._onMessage(event.data);
+      else self._onFrameBytes(ws, event.data);
     };
     ws.onerror = function () { /* a close event always follows */ };
     ws.onclose = function (event) {
@@ -188,9 +191,7 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'frame':
-        if (typeof msg.hz === 'number' && msg.hz !== this.hz) { this.hz = msg.hz; this._renderStatus(); }
-        this._emit('frame', msg);
-        this._ackLater(msg.seq);
+        this._onFrame(msg);
         break;
       case 'closing':
         this._closing = { code: msg.code, reason: String(msg.reason || '') };
@@ -228,6 +229,41 @@
         break;
     }
     this._emit('message', msg);
+  };
+
+  // A frame is a binary message: its header as JSON, a newline, then the view
+  // as zlib-compressed JSON (docs/FRAMES.md). Inflating is asynchronous, so
+  // frames go through one promise chain and are handled in the order they came.
+  var NEWLINE = 10;
+  var UTF8 = new TextDecoder();
+
+  function inflate(bytes) {
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+    return new Response(stream).text();
+  }
+
+  LabSocket.prototype._onFrameBytes = function (ws, buffer) {
+    var bytes = new Uint8Array(buffer);
+    var cut = bytes.indexOf(NEWLINE);
+    if (cut < 0) return;
+    var frame;
+    try { frame = JSON.parse(UTF8.decode(bytes.subarray(0, cut))); } catch (e) { return; }
+    var body = bytes.subarray(cut + 1);
+    var self = this;
+    this._frameChain = (this._frameChain || Promise.resolve())
+      .then(function () { return inflate(body); })
+      .then(function (text) {
+        if (self.ws !== ws) return; // a frame of a connection that has gone
+        frame.view = JSON.parse(text);
+        self._onFrame(frame);
+      })
+      .catch(function () { /* a broken frame: skip it, the next one replaces it */ });
+  };
+
+  LabSocket.prototype._onFrame = function (msg) {
+    if (typeof msg.hz === 'number' && msg.hz !== this.hz) { this.hz = msg.hz; this._renderStatus(); }
+    this._emit('frame', msg);
+    this._ackLater(msg.seq);
   };
 
   // Acknowledge in batches: the server holds at most frame_window frames for

@@ -3,10 +3,11 @@
 It authenticates (owner capability in the session, or a share token for
 read-only viewers), joins the process's frame hub, validates what the browser
 sends and hands it to services. Frames do not pass through the channel layer
-to this consumer: the hub calls ``push()`` with the text the worker built, which
+to this consumer: the hub calls ``push()`` with the bytes the worker built, which
 is written at once while fewer than FRAME_WINDOW frames are unacknowledged and
-otherwise held (only the newest) until the browser acknowledges. So a viewer that stops reading holds at most FRAME_WINDOW frames
-in the server, and is disconnected with a reason after STUCK_AFTER_S.
+otherwise held (only the newest) until the browser acknowledges. So a viewer
+that stops reading holds at most FRAME_WINDOW frames in the server, and is
+disconnected with a reason after STUCK_AFTER_S.
 
 The browser acknowledges in batches (at least every ACK_MS, or once half the
 window is used; the hello message tells it both), so a viewer costs the server
@@ -72,7 +73,7 @@ class SimConsumer(AsyncWebsocketConsumer):
         self.max_bytes = lab["MAX_MESSAGE_BYTES"]
         self.rate, self.burst = lab["RATE_PER_SECOND"], lab["RATE_BURST"]
         self.tokens, self.tokens_at, self.refused = self.burst, time.monotonic(), 0
-        self.held: tuple[int, str] | None = None  # the newest frame the window had no room for
+        self.held: tuple[int, bytes] | None = None  # the newest frame the window had no room for
         self.unacked: deque[tuple[int, float]] = deque()  # (seq, sent at)
         self.pending: dict[str, dict[str, Any]] = {}  # rid -> message awaiting a worker reply
         self.next_rid = 0
@@ -89,15 +90,16 @@ class SimConsumer(AsyncWebsocketConsumer):
             await get_hub().leave(self.sim_id, self)
 
     # -- frames out ------------------------------------------------------------
-    async def push(self, seq: int, text: str, now: float) -> None:
-        """Called by the hub for every frame. Send it if the window has room, else
-        hold it as the only pending frame: a newer one replaces it (conflation)."""
+    async def push(self, seq: int, frame: bytes, now: float) -> None:
+        """Called by the hub for every frame (a binary message, docs/FRAMES.md).
+        Send it if the window has room, else hold it as the only pending frame:
+        a newer one replaces it (conflation)."""
         if len(self.unacked) >= self.window:
-            self.held = (seq, text)
+            self.held = (seq, frame)
             return
         self.held = None
         self.unacked.append((seq, now))
-        await self.send(text_data=text)
+        await self.send(bytes_data=frame)
 
     async def sweep(self, now: float) -> None:
         """Once a second, from the hub: drop a viewer stuck past the limit, resend

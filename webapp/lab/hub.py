@@ -2,22 +2,22 @@
 
 A web process holds one Redis pub/sub connection and subscribes to a
 simulation's frames channel once, however many of its sockets watch it. Each
-frame arrives here as bytes the worker serialized once, is decoded once, and
-the hub hands the same string to every local viewer's ``push()``, which writes
+frame arrives here as bytes the worker serialized and compressed once, and
+the hub hands the same bytes to every local viewer's ``push()``, which writes
 it at once if the viewer has room in its window of unacknowledged frames, and
 otherwise keeps it as the only held frame (conflation: a slow viewer skips
 frames, never queues them). Once a second the hub's sweep lets every viewer
 check itself (``sweep()``): a viewer stuck past the limit is closed with a
 reason, and commands a dead worker never answered are resent.
 
-RULES FOR THE FRAME PATH (``_receive_loop``, ``push``, ``sweep``, ``on_ack``),
+RULES FOR THE FRAME PATH (``_receive_loop``, ``push``, ``sweep``, ``_ack``),
 which runs 12,000 times a second for 600 viewers at 20 Hz:
 - never touch the database (Channels' per-message connection clean-up is
   skipped for this consumer, see ``SimConsumer.dispatch``);
 - never await anything that can wait: daphne's send only queues bytes on the
   transport, so the hub awaits each viewer's ``push()`` in turn without a task
   per viewer. Anything slower (Redis, a worker) belongs to a task of its own;
-- never serialize per viewer: every viewer gets the same string.
+- never serialize, compress or decode per viewer: every viewer gets the same bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SWEEP_S = 1.0
 
 
 class Viewer(Protocol):
-    async def push(self, seq: int, text: str, now: float) -> None: ...
+    async def push(self, seq: int, frame: bytes, now: float) -> None: ...
 
     async def sweep(self, now: float) -> None: ...
 
@@ -50,7 +50,7 @@ class Viewer(Protocol):
 class FrameHub:
     def __init__(self) -> None:
         self.viewers: dict[str, dict[Viewer, None]] = {}  # sim -> viewers (insertion-ordered)
-        self.latest: dict[str, tuple[int, str]] = {}
+        self.latest: dict[str, tuple[int, bytes]] = {}
         self.pubsub: aioredis.client.PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
@@ -109,8 +109,8 @@ class FrameHub:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            head, _, body = message["data"].partition(b" ")
-            sim_id, seq, text = message["channel"][prefix:].decode(), int(head), body.decode()
+            head, _, frame = message["data"].partition(b" ")
+            sim_id, seq = message["channel"][prefix:].decode(), int(head)
             self.frames_in += 1
             current = self.latest.get(sim_id)
             if current is not None and current[0] >= seq:
@@ -118,11 +118,11 @@ class FrameHub:
             local = self.viewers.get(sim_id)
             if not local:
                 continue
-            self.latest[sim_id] = (seq, text)
+            self.latest[sim_id] = (seq, frame)
             now = time.monotonic()
             for viewer in list(local):
                 try:
-                    await viewer.push(seq, text, now)
+                    await viewer.push(seq, frame, now)
                 except Exception:
                     log.exception("pushing a frame to a viewer failed")
             self.pushes += len(local)

@@ -13,6 +13,7 @@ No I/O here: the worker persists what the driver returns and sends its frames.
 from __future__ import annotations
 
 import secrets
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ MAX_SPEED = 1.0
 MAX_CATCH_UP_S = 0.5  # after a stall, virtual time does not leap more than this much wall time
 LOG_IN_FRAME = 40  # log entries per node sent in a frame; the rest stay in the engine
 KEEPALIVE_S = 10.0
+FRAME_ZLIB_LEVEL = 1  # 13 us for an idle Raft frame, 35 us for a busy one; level 6 saves 10-20% more for 1.5-3.5x the time
 MAX_RECOVERY_CATCH_UP_S = 60.0  # a sim recovered later than this resumes where it was, plus a minute
 
 
@@ -130,30 +132,24 @@ class SimDriver:
         return self.dirty or wall_s - self.last_frame_wall >= KEEPALIVE_S
 
     def frame(self, *, wall_s: float, sent_at_ms: float, hz: float = 20.0) -> tuple[int, bytes]:
-        """Serialize the current state once (UTF-8 JSON); every viewer gets these
-        same bytes. ``seq`` and ``sent_at`` come first, so a reader can take them
-        from the head of the frame without parsing the view. ``hz`` is the rate
-        the worker promises while the simulation changes."""
+        """Serialize and compress the current state once; every viewer gets these
+        same bytes (see ``encode_frame``). ``hz`` is the rate the worker promises
+        while the simulation changes."""
         self.seq += 1
         self.dirty = False
         self.last_frame_wall = wall_s
-        view = trim_view(self.engine.view())
-        data = orjson.dumps(
-            {
-                "type": "frame",
-                "sim": self.sim_id,
-                "seq": self.seq,
-                "epoch": self.epoch,
-                "now": self.engine.now,
-                "speed": self.speed,
-                "paused": self.paused,
-                "sent_at": sent_at_ms,
-                "hz": hz,
-                "view": view,
-            },
-            option=orjson.OPT_NON_STR_KEYS,
-        )
-        return self.seq, data
+        header = {
+            "type": "frame",
+            "sim": self.sim_id,
+            "seq": self.seq,
+            "epoch": self.epoch,
+            "now": self.engine.now,
+            "speed": self.speed,
+            "paused": self.paused,
+            "sent_at": sent_at_ms,
+            "hz": hz,
+        }
+        return self.seq, encode_frame(header, trim_view(self.engine.view()))
 
     def checkpoint(self, epoch_ms: float | None = None) -> dict[str, str]:
         """The fields of the simulation's Redis hash that change while it runs;
@@ -167,6 +163,33 @@ class SimDriver:
             "seed": str(self.seed),
             "epoch": str(self.epoch),
         }
+
+
+def encode_frame(header: dict[str, Any], view: dict[str, Any]) -> bytes:
+    """A frame on the wire (a binary WebSocket message): the header as JSON, a
+    newline, then the view as zlib-compressed JSON. Compressed once here, it is
+    3 to 7 times smaller for every viewer (a 5-node Raft: 3.7 KB -> 1.2 KB idle,
+    26 KB -> 3.8 KB with clients busy), and anyone can read the header (seq,
+    sent_at, hz) without inflating the view."""
+    return orjson.dumps(header) + b"\n" + zlib.compress(orjson.dumps(view, option=orjson.OPT_NON_STR_KEYS), FRAME_ZLIB_LEVEL)
+
+
+def decode_frame(data: bytes) -> dict[str, Any]:
+    """The frame ``encode_frame`` made, as one dict with its ``view``."""
+    head, _, body = data.partition(b"\n")
+    frame = orjson.loads(head)
+    frame["view"] = orjson.loads(zlib.decompress(body))
+    return frame
+
+
+def read_message(data: str | bytes) -> dict[str, Any]:
+    """Any server-to-browser message as a dict: a binary frame, or JSON text."""
+    return decode_frame(data) if isinstance(data, bytes) else orjson.loads(data)
+
+
+def frame_header(data: bytes) -> dict[str, Any]:
+    """Just the header of a frame: no inflating."""
+    return orjson.loads(data[: data.index(b"\n")])
 
 
 def clamp_speed(speed: float) -> float:
