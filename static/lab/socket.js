@@ -99,6 +99,12 @@
   LabSocket.prototype.connect = function () {
     if (this.state === 'closed') return;
     this._clearTimers();
+    if (typeof global.DecompressionStream !== 'function') {
+      // Frames arrive compressed (docs/FRAMES.md); say so rather than show nothing.
+      this._setState('closed', 'This browser cannot unpack live frames (no DecompressionStream). ' +
+        'Use a current Chrome, Edge, Firefox or Safari (16.4 or later).');
+      return;
+    }
     this._setState(this.attempt ? 'reconnecting' : 'connecting');
     var ws;
     try {
