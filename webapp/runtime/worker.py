@@ -17,6 +17,7 @@ the frame that show it, so nothing a learner saw can be lost by a crash.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ from .driver import FrameRate, SimDriver
 log = logging.getLogger("lab.worker")
 MAX_HOPS = 8  # an open request a full worker passes on, at most this often
 BALANCE_SLACK = 4  # pass a new simulation on to a worker running this many fewer
+GC_THRESHOLDS = (10_000, 20, 20)  # CPython's default: (700, 10, 10)
 MAX_TICKS_BEHIND = 2  # a tick later than this many intervals is skipped, not caught up
 PUBLISH_BATCH = 50  # frames per pipelined PUBLISH round trip: a frame waits for at most 49 others
 
@@ -55,6 +57,11 @@ class EngineWorker:
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
+        # Hundreds of engines hold a few hundred thousand long-lived objects, and
+        # CPython's default thresholds scan them often: 250 Raft simulations had a
+        # tick p99 of 41 ms (max 60) of a 50 ms interval; with these, 15 ms (max
+        # 37), 2 to 8% less CPU and the same memory.
+        gc.set_threshold(*GC_THRESHOLDS)
         self.layer = get_channel_layer()
         self.redis = aioredis.from_url(settings.REDIS_URL)
         self.renew = self.redis.register_script(store.RENEW_LEASE)
