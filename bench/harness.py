@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import websockets
 
+from webapp.runtime.driver import frame_header as lab_frame_header
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -64,23 +66,20 @@ class ViewerStats:
 
 
 
-HEADER = re.compile(r'"seq": ?(\d+).*?"sent_at": ?([0-9.e+]+)(?:, ?"hz": ?([0-9.]+))?')
+BARE_HEADER = re.compile(r'"seq":(\d+).*?"sent_at":([0-9.e+]+)')
 
 
 def frame_header(data: str | bytes) -> tuple[int, float, float | None] | None:
-    """(seq, sent_at, promised hz or None) of a frame, from its first bytes
-    without parsing or inflating the view: the lab's frames are binary (header
-    JSON, newline, compressed view), the bare server's are text."""
+    """(seq, sent_at, promised hz or None) of a frame without parsing or
+    inflating the view: the lab's frames are binary (read by the lab's own
+    ``frame_header``), the bare server's are JSON text with both up front."""
     if isinstance(data, bytes):
-        head = data[: data.find(b"\n")].decode()
-    elif '"frame"' in data[:20]:
-        head = data[:400]
-    else:
+        header = lab_frame_header(data)
+        return header["seq"], header["sent_at"], header.get("hz")
+    if '"frame"' not in data[:20]:
         return None
-    match = HEADER.search(head)
-    if not match:
-        return None
-    return int(match.group(1)), float(match.group(2)), float(match.group(3)) if match.group(3) else None
+    match = BARE_HEADER.search(data, 0, 400)
+    return (int(match.group(1)), float(match.group(2)), None) if match else None
 
 
 async def viewer(

@@ -54,8 +54,6 @@ class FrameHub:
         self.pubsub: aioredis.client.PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
-        self.frames_in = 0
-        self.pushes = 0
 
     async def _start(self) -> None:
         if self.pubsub is not None:
@@ -97,7 +95,7 @@ class FrameHub:
         subscribes again; frames published meanwhile are gone, and the next one
         (at most a frame interval later) brings every viewer up to date."""
         assert self.pubsub is not None
-        prefix = len("lab:frames:")
+        prefix = len(keys.FRAMES_PREFIX)
         while True:
             try:
                 message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -111,7 +109,6 @@ class FrameHub:
                 continue
             head, _, frame = message["data"].partition(b" ")
             sim_id, seq = message["channel"][prefix:].decode(), int(head)
-            self.frames_in += 1
             current = self.latest.get(sim_id)
             if current is not None and current[0] >= seq:
                 continue  # an older frame that arrived late
@@ -125,7 +122,6 @@ class FrameHub:
                     await viewer.push(seq, frame, now)
                 except Exception:
                     log.exception("pushing a frame to a viewer failed")
-            self.pushes += len(local)
 
     async def _sweep_loop(self) -> None:
         while True:

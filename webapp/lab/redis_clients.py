@@ -28,8 +28,8 @@ def async_redis() -> aioredis.Redis:
 
 
 def frames_redis() -> aioredis.Redis:
-    """For the frame hub's pub/sub connection: bytes, not text (frames are
-    decoded once, after the seq is split off)."""
+    """For the frame hub's pub/sub connection: bytes, not text (frames go to
+    the browsers as the bytes the worker built, never decoded here)."""
     loop = asyncio.get_running_loop()
     client = _frames_clients.get(loop)
     if client is None:

@@ -35,7 +35,11 @@ def watched_key(sim_id: str) -> str:
     return f"lab:sim:{sim_id}:watched"
 
 
+FRAMES_PREFIX = "lab:frames:"
+
+
 def frames_channel(sim_id: str) -> str:
     """The Redis pub/sub channel of a simulation's frames. A message is
-    ``b"<seq> "`` followed by the frame's JSON text (UTF-8), built once."""
-    return f"lab:frames:{sim_id}"
+    ``b"<seq> "`` followed by the frame as the browser gets it (header JSON,
+    newline, compressed view: ``driver.encode_frame``), built once."""
+    return FRAMES_PREFIX + sim_id

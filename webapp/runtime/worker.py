@@ -1,8 +1,7 @@
 """The engine worker: runs simulations, applies commands, publishes frames.
 
 One asyncio loop per process. Frames go out on Redis pub/sub
-(``keys.frames_channel``), one pipelined round trip per tick for all the
-simulations that changed. It takes simulations from the shared assignment
+(``keys.frames_channel``), pipelined in batches of PUBLISH_BATCH per tick. It takes simulations from the shared assignment
 channel (any worker may take one) and receives commands for its simulations on
 its own channel. Ownership is a Redis lease holding the worker's channel name;
 a worker renews the leases of what it runs. When a worker dies its leases
@@ -336,9 +335,6 @@ class EngineWorker:
             # Viewers get the next frame 50 ms later; a frame is never worth a retry.
             log.warning("publishing %d frames failed", len(frames), exc_info=True)
 
-    async def _publish(self, driver: SimDriver, wall: float, sent_at: float) -> None:
-        await self._send_frames([_frame_message(driver, wall, sent_at, self.rate.hz)])
-
     async def _show_now(self, driver: SimDriver) -> None:
         """Publish the effect of a learner's action at once, without waiting for the
         next tick. At most one such extra frame per frame interval: a burst of
@@ -346,7 +342,7 @@ class EngineWorker:
         wall = time.monotonic()
         if wall - driver.last_shown_wall >= self.frame_interval:
             driver.last_shown_wall = wall
-            await self._publish(driver, wall, time.time() * 1000.0)
+            await self._send_frames([_frame_message(driver, wall, time.time() * 1000.0, self.rate.hz)])
 
     # -- leases, checkpoints, parking ---------------------------------------------------------
     async def _housekeeping_loop(self) -> None:
@@ -403,7 +399,7 @@ class EngineWorker:
 
 
 def _frame_message(driver: SimDriver, wall: float, sent_at: float, hz: float) -> tuple[str, bytes]:
-    """(pub/sub channel, b"<seq> " + frame JSON): the hub reads the seq without parsing."""
+    """(pub/sub channel, b"<seq> " + frame): the hub reads the seq without parsing."""
     seq, data = driver.frame(wall_s=wall, sent_at_ms=sent_at, hz=hz)
     return keys.frames_channel(driver.sim_id), b"%d %s" % (seq, data)
 
