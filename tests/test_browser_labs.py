@@ -348,6 +348,50 @@ def test_sharding_a_stale_read_is_marked_and_explained(server, new_page):
     screenshot(page, "sharding-stale-read.png")
 
 
+def check_keyboard_and_node_menu(owner, first: str, action: str, *, min_nodes: int) -> None:
+    """Tab reaches the drawing's nodes (each named, with its state), arrows move
+    between them, Enter opens the node menu on its first action, Escape closes it."""
+    drawn = owner.locator("#ring [data-node-id][role=button]")
+    assert drawn.count() >= min_nodes
+    for i in range(drawn.count()):
+        item = drawn.nth(i)
+        assert item.get_attribute("aria-label"), item.get_attribute("data-node-id")
+        assert item.get_attribute("data-alive") in ("true", "false")
+        assert item.get_attribute("data-state")
+    node(owner, first).focus()
+    owner.keyboard.press("ArrowRight")
+    second = drawn.nth(1).get_attribute("data-node-id")
+    expect(node(owner, second)).to_be_focused()
+    owner.keyboard.press("ArrowLeft")
+    expect(node(owner, first)).to_be_focused()
+    owner.keyboard.press("Enter")
+    menu = owner.locator("#node-menu")
+    expect(menu).to_be_visible()
+    expect(menu.get_by_role("button", name=action, exact=True)).to_be_focused()
+    owner.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(node(owner, first)).to_be_focused()
+
+
+def check_share_link_is_read_only(new_page, owner, first: str, controls) -> object:
+    """The owner's share link opens the same simulation read-only: live frames,
+    the note, every control disabled, no share link, no node menu. Returns the page."""
+    share = owner.locator("#share-url").input_value()
+    viewer = new_page()
+    viewer.goto(share)
+    expect(viewer.locator("#conn-status")).to_have_attribute("data-state", "connected", timeout=15_000)
+    viewer.wait_for_function("window.lab && window.lab.model.frames >= 2")
+    expect(viewer.locator("#readonly-note")).to_be_visible()
+    expect(viewer.locator("#lab")).to_have_attribute("data-role", "viewer")
+    for control in controls:
+        expect(viewer.locator(control)).to_be_disabled()
+    expect(viewer.locator("#share-url")).to_have_count(0)
+    node(viewer, first).click()
+    expect(viewer.locator("#node-menu")).to_be_hidden()
+    expect(node(viewer, first)).not_to_have_attribute("aria-haspopup", "dialog")
+    return viewer
+
+
 def test_keyboard_menus_and_read_only_viewers_on_both_labs(server, new_page):
     for kind, title, first, action, controls in (
         ("sharding", "Sharded key-value store", "n1", "Crash n1",
@@ -358,27 +402,7 @@ def test_keyboard_menus_and_read_only_viewers_on_both_labs(server, new_page):
         owner = new_page()
         open_from_catalog(owner, server.url, title, kind)
 
-        # Keyboard: Tab reaches the drawing's nodes, arrows move between them, Enter opens the menu.
-        drawn = owner.locator("#ring [data-node-id][role=button]")
-        assert drawn.count() >= 5
-        for i in range(drawn.count()):
-            item = drawn.nth(i)
-            assert item.get_attribute("aria-label"), item.get_attribute("data-node-id")
-            assert item.get_attribute("data-alive") in ("true", "false")
-            assert item.get_attribute("data-state")
-        node(owner, first).focus()
-        owner.keyboard.press("ArrowRight")
-        second = drawn.nth(1).get_attribute("data-node-id")
-        expect(node(owner, second)).to_be_focused()
-        owner.keyboard.press("ArrowLeft")
-        expect(node(owner, first)).to_be_focused()
-        owner.keyboard.press("Enter")
-        menu = owner.locator("#node-menu")
-        expect(menu).to_be_visible()
-        expect(menu.get_by_role("button", name=action, exact=True)).to_be_focused()
-        owner.keyboard.press("Escape")
-        expect(menu).to_be_hidden()
-        expect(node(owner, first)).to_be_focused()
+        check_keyboard_and_node_menu(owner, first, action, min_nodes=5)
 
         # Space pauses and "." steps, from anywhere but a text field.
         owner.locator("#narration").focus()
@@ -391,19 +415,5 @@ def test_keyboard_menus_and_read_only_viewers_on_both_labs(server, new_page):
         owner.keyboard.press("Space")
         expect(owner.locator("#lab")).to_have_attribute("data-paused", "false")
 
-        # The share link opens the same simulation read-only.
-        share = owner.locator("#share-url").input_value()
-        viewer = new_page()
-        viewer.goto(share)
-        expect(viewer.locator("#conn-status")).to_have_attribute("data-state", "connected", timeout=15_000)
-        viewer.wait_for_function("window.lab && window.lab.model.frames >= 2")
-        expect(viewer.locator("#readonly-note")).to_be_visible()
-        expect(viewer.locator("#lab")).to_have_attribute("data-role", "viewer")
-        for control in controls:
-            expect(viewer.locator(control)).to_be_disabled()
-        expect(viewer.locator("#share-url")).to_have_count(0)
-        node(viewer, first).click()
-        expect(viewer.locator("#node-menu")).to_be_hidden()
-        expect(node(viewer, first)).not_to_have_attribute("aria-haspopup", "dialog")
-        viewer.close()
+        check_share_link_is_read_only(new_page, owner, first, controls).close()
         owner.close()

@@ -26,6 +26,8 @@ from test_browser import (  # noqa: F401  (fixtures are used by name)
 from test_browser_labs import (
     SIM_MS,
     assert_invariants_ok,
+    check_keyboard_and_node_menu,
+    check_share_link_is_read_only,
     narration,
     node,
     open_from_catalog,
@@ -270,40 +272,13 @@ def test_keyboard_and_read_only_viewers_on_the_resilience_labs(server, new_page,
         pytest.skip(f"the {kind} engine is not registered")
     owner = new_page()
     open_from_catalog(owner, server.url, title, kind)
-    drawn = owner.locator("#ring [data-node-id][role=button]")
-    assert drawn.count() >= 3
-    for i in range(drawn.count()):
-        item = drawn.nth(i)
-        assert item.get_attribute("aria-label"), item.get_attribute("data-node-id")
-        assert item.get_attribute("data-alive") in ("true", "false")
-        assert item.get_attribute("data-state")
-    node(owner, first).focus()
-    owner.keyboard.press("ArrowRight")
-    second = drawn.nth(1).get_attribute("data-node-id")
-    expect(node(owner, second)).to_be_focused()
-    owner.keyboard.press("ArrowLeft")
-    owner.keyboard.press("Enter")
-    menu = owner.locator("#node-menu")
-    expect(menu).to_be_visible()
-    expect(menu.get_by_role("button", name=action, exact=True)).to_be_focused()
-    owner.keyboard.press("Escape")
-    expect(menu).to_be_hidden()
-    expect(node(owner, first)).to_be_focused()
+    check_keyboard_and_node_menu(owner, first, action, min_nodes=3)
     # Large type: the whole page, for a look.
     owner.locator("html").evaluate("h => h.classList.add('large-type')")
     owner.evaluate("window.scrollTo(0, 0)")
     owner.screenshot(path=str(ARTIFACTS / f"{kind}-large-type-full.png"), full_page=True)
 
-    share = owner.locator("#share-url").input_value()
-    viewer = new_page()
-    viewer.goto(share)
-    expect(viewer.locator("#conn-status")).to_have_attribute("data-state", "connected", timeout=15_000)
-    viewer.wait_for_function("window.lab && window.lab.model.frames >= 2")
-    expect(viewer.locator("#readonly-note")).to_be_visible()
-    for control in controls:
-        expect(viewer.locator(control)).to_be_disabled()
-    node(viewer, first).click()
-    expect(viewer.locator("#node-menu")).to_be_hidden()
+    check_share_link_is_read_only(new_page, owner, first, controls)
 
 
 # ---------------------------------------------------------------- a viewer too slow to keep up
