@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,17 +146,25 @@ def summary(stats: list[ViewerStats], elapsed: float) -> dict:
     }
 
 
-async def bare(n: int, seconds: float, payload_bytes: int) -> dict:
-    """The floor: a bare `websockets` server sending n clients frames at 20 Hz."""
+@asynccontextmanager
+async def bare_server(payload_bytes: int, hz: float):
+    """`bench/baseline_ws.py` on a free port, for as long as the block runs:
+    yields (ws url, pid)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_ws.py"), str(port), str(payload_bytes), "20"])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_ws.py"), str(port), str(payload_bytes), str(hz)])
     try:
         await asyncio.sleep(1.0)
-        run = await measure([(f"ws://127.0.0.1:{port}/", {}, ())] * n, seconds, {"server": proc.pid})
-        return {**summary(run["stats"], run["elapsed"]), "cpu": run["cpu"]}
+        yield f"ws://127.0.0.1:{port}/", proc.pid
     finally:
         proc.terminate()
         proc.wait()
+
+
+async def bare(n: int, seconds: float, payload_bytes: int) -> dict:
+    """The floor: a bare `websockets` server sending n clients frames at 20 Hz."""
+    async with bare_server(payload_bytes, 20) as (url, pid):
+        run = await measure([(url, {}, ())] * n, seconds, {"server": pid})
+    return {**summary(run["stats"], run["elapsed"]), "cpu": run["cpu"]}
 
 
 async def owner_speed_1(server: DaphneProcess, sim_id: str, cookie: str) -> None:
@@ -301,14 +309,8 @@ async def quiet(lab: Lab, n: int, seconds: float) -> dict:
     run = await measure(targets, seconds, pids, settle=5.0)
     frames = sum(s.frames for s in run["stats"])
     ours = {"sims": n, "frames_per_s": frames / run["elapsed"], "bytes_per_s": sum(s.bytes for s in run["stats"]) / run["elapsed"], "cpu": run["cpu"]}
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_ws.py"), str(port), "200", "0.1"])
-    try:
-        await asyncio.sleep(1.0)
-        idle = await measure([(f"ws://127.0.0.1:{port}/", {}, ())] * n, seconds, {"server": proc.pid})
-    finally:
-        proc.terminate()
-        proc.wait()
+    async with bare_server(200, 0.1) as (url, pid):
+        idle = await measure([(url, {}, ())] * n, seconds, {"server": pid})
     return {"lab": ours, "bare_idle_cpu": idle["cpu"]["server"]}
 
 
@@ -375,22 +377,15 @@ async def click_latency(lab: Lab, background: int, clicks: int) -> dict:
 
 
 async def echo_baseline(rounds: int) -> dict:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_ws.py"), str(port), "200", "0.2"])
-    try:
-        await asyncio.sleep(1.0)
-        latencies = []
-        async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
-            for i in range(rounds):
-                t0 = time.perf_counter()
-                await ws.send(json.dumps({"type": "echo", "i": i}))
-                while json.loads(await ws.recv()).get("type") != "echo":
-                    pass
-                latencies.append((time.perf_counter() - t0) * 1000)
-        return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
-    finally:
-        proc.terminate()
-        proc.wait()
+    latencies = []
+    async with bare_server(200, 0.2) as (url, _), websockets.connect(url) as ws:
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"type": "echo", "i": i}))
+            while json.loads(await ws.recv()).get("type") != "echo":
+                pass
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
 
 
 # -- worker capacity ------------------------------------------------------------------------------------------
@@ -488,7 +483,8 @@ def main() -> None:
                 elif section == "sandbox":
                     report[section] = asyncio.run(sandbox(lab, args.sims, seconds, args.sandbox_workers))
                 elif section == "quiet":
-                    report[section] = asyncio.run(quiet(lab, 200, seconds))
+                    # Longer than a keep-alive interval (10 s), or --quick would see none.
+                    report[section] = asyncio.run(quiet(lab, 200, max(seconds, 12.0)))
                 elif section == "scale":
                     report[section] = asyncio.run(scale_out(lab, 600, seconds))
                 elif section == "click":
