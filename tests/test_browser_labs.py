@@ -183,6 +183,34 @@ def test_load_balancer_slow_backend_round_robin_feeds_it_least_connections_route
     screenshot(page, "load-balancer-charts.png")
 
 
+def test_a_control_the_learner_moved_is_not_reset_by_frames_older_than_the_command(server, new_page):
+    """A command's reply and the frame that shows it travel by different paths.
+    With frames late (here held 400 ms on the page, as a busy tab or a backlog
+    would), the reply comes first, and the frames still on their way predate the
+    command. The radio the learner picked must stay picked through them."""
+    page = new_page()
+    open_from_catalog(page, server.url, "Load balancer", "load_balancer")
+    set_speed_1x(page)
+    expect(page.locator("#algorithm-round_robin")).to_be_checked()
+    page.evaluate(
+        """() => {
+            const sock = window.lab.socket, late = sock._onFrameBytes;
+            sock._onFrameBytes = function (ws, buffer) { setTimeout(() => late.call(sock, ws, buffer), 400); };
+            const radio = document.getElementById('algorithm-least_connections');
+            window.__picked = [];
+            window.__sampler = setInterval(() => window.__picked.push(radio.checked), 5);
+        }"""
+    )
+    page.wait_for_timeout(600)  # let the delayed stream settle into its new pace
+    page.get_by_label("Least connections").check()
+    expect(page.locator("#algorithm-value")).to_have_text("Least connections")
+    page.wait_for_timeout(500)
+    picked = page.evaluate("() => { clearInterval(window.__sampler); return window.__picked; }")
+    first = picked.index(True)
+    assert all(picked[first:]), f"the radio flipped back {picked[first:].count(False)} times after the click"
+    expect(page.locator("#algorithm-least_connections")).to_be_checked()
+
+
 # ---------------------------------------------------------------- sharding
 def test_sharding_add_a_node_and_watch_about_one_sixth_of_the_keys_move(server, new_page):
     page = new_page()

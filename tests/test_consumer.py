@@ -64,7 +64,9 @@ async def test_owner_gets_frames_and_commands_change_the_simulation(owned_sim):
     await send(comm, type="control", id=1, action="speed", speed=1)
     assert (await receive(comm, "reply"))["id"] == 1
     await send(comm, type="command", id=2, cmd={"op": "crash", "node": "n2"})
-    assert (await receive(comm, "reply")) == {"type": "reply", "id": 2, "ok": True, "result": None}
+    reply = await receive(comm, "reply")
+    assert isinstance(reply.pop("shown_by"), int)
+    assert reply == {"type": "reply", "id": 2, "ok": True, "result": None}
     for _ in range(50):
         frame = await receive(comm, "frame")
         n2 = next(n for n in frame["view"]["nodes"] if n["id"] == "n2")

@@ -4,12 +4,12 @@
  *   sock.on('frame', (frame) => ...);          // every frame; already acknowledged
  *   sock.on('hello' | 'status' | 'error' | 'message' | 'state', fn);
  *   sock.connect();
- *   sock.command({ op: 'crash', node: 'n3' }).then(result => ..., err => ...);
+ *   sock.command({ op: 'crash', node: 'n3' }).then(result => ..., err => ...);  // resolves once a frame shows it
  *   sock.control('speed', { speed: 0.01 });
  *
  * Protocol (JSON text both ways):
  *   server -> browser: frame (binary: header JSON, newline, zlib-compressed view JSON);
- *                      as JSON text: hello, reply {id, ok, result}, error {id|null, message}, status {level, message},
+ *                      as JSON text: hello, reply {id, ok, result, shown_by}, error {id|null, message}, status {level, message},
  *                      closing {code, reason} just before the server closes (daphne drops close reasons)
  *   browser -> server: ack {seq}: every frame up to seq is handled; sent once half
  *                      the server's frame window is used or ack_ms after the
@@ -39,6 +39,7 @@
   var REQUEST_TIMEOUT_MS = 15000;
   var FULL_HZ = 20; // the frame rate of a worker that keeps up
   var STABLE_MS = 5000; // a connection that lasted this long resets the backoff
+  var SHOWN_WAIT_MS = 2000; // the longest a command waits for the frame that shows it
 
   function LabError(message, local) {
     var err = new Error(message);
@@ -66,6 +67,9 @@
     this._ackSeq = null; // the newest frame handled and not yet acknowledged
     this._ackCount = 0;
     this._ackTimer = null;
+    this.shownSeq = 0; // the newest frame handled
+    this._unshown = []; // command results waiting for the frame that shows them
+    this._shownTimer = null;
     this.hello = null;
     this._retryTimer = null;
     this._tickTimer = null;
@@ -212,8 +216,9 @@
         if (waiting) {
           this.pending.delete(msg.id);
           clearTimeout(waiting.timer);
+          var result = msg.result === undefined ? null : msg.result;
           if (msg.ok === false) waiting.reject(LabError(msg.message || 'The server refused that request', false));
-          else waiting.resolve(msg.result === undefined ? null : msg.result);
+          else this._resolveWhenShown(waiting.resolve, result, msg.shown_by);
         }
         this._emit('reply', msg);
         break;
@@ -269,7 +274,35 @@
   LabSocket.prototype._onFrame = function (msg) {
     if (typeof msg.hz === 'number' && msg.hz !== this.hz) { this.hz = msg.hz; this._renderStatus(); }
     this._emit('frame', msg);
+    if (typeof msg.seq === 'number' && msg.seq > this.shownSeq) this.shownSeq = msg.seq;
+    this._settleShown(false);
     this._ackLater(msg.seq);
+  };
+
+  // A reply and the frame that shows its effect travel by different paths, so
+  // either may come first, and frames queued before the command may still be
+  // inflating. A command resolves once a frame at or past the reply's shown_by
+  // has been handled: a control the learner just moved is then never reset by
+  // an older frame. If that frame is slow to come, resolve anyway.
+  LabSocket.prototype._resolveWhenShown = function (resolve, result, shownBy) {
+    if (typeof shownBy !== 'number' || shownBy <= this.shownSeq) { resolve(result); return; }
+    this._unshown.push({ seq: shownBy, resolve: resolve, result: result, until: Date.now() + SHOWN_WAIT_MS });
+    var self = this;
+    if (!this._shownTimer) this._shownTimer = setTimeout(function () { self._shownTimer = null; self._settleShown(true); }, SHOWN_WAIT_MS);
+  };
+
+  LabSocket.prototype._settleShown = function (timedOut) {
+    if (!this._unshown.length) return;
+    var now = Date.now(), seq = this.shownSeq, later = [];
+    this._unshown.forEach(function (w) {
+      if (w.seq <= seq || (timedOut && w.until <= now)) w.resolve(w.result);
+      else later.push(w);
+    });
+    this._unshown = later;
+    var self = this;
+    if (later.length && !this._shownTimer) {
+      this._shownTimer = setTimeout(function () { self._shownTimer = null; self._settleShown(true); }, Math.max(10, later[0].until - now));
+    }
   };
 
   // Acknowledge in batches: the server holds at most frame_window frames for

@@ -207,7 +207,10 @@ class SimConsumer(AsyncWebsocketConsumer):
             return
         if event.get("ok"):
             if item["message"]["type"] != "sim.open":
-                await self.send_json({"type": "reply", "id": item["client_id"], "ok": True, "result": event.get("result")})
+                reply = {"type": "reply", "id": item["client_id"], "ok": True, "result": event.get("result")}
+                if event.get("shown_by") is not None:
+                    reply["shown_by"] = event["shown_by"]
+                await self.send_json(reply)
         else:
             await self.error(item["client_id"], event.get("error") or "The command was refused.")
 

@@ -230,7 +230,7 @@ class EngineWorker:
             return
         if entry is not None:
             await store.append_log(self.redis, driver.sim_id, entry, _checkpoint(driver))
-        await self._reply(message, ok=True, result=result)
+        await self._reply(message, ok=True, result=result, shown_by=driver.seq + 1)
         await self._show_now(driver)
 
     async def _control(self, driver: SimDriver, message: dict[str, Any]) -> None:
@@ -253,14 +253,21 @@ class EngineWorker:
             await self._reply(message, ok=False, error=f"unknown control {action!r}")
             return
         await self.redis.hset(keys.meta_key(driver.sim_id), mapping=_checkpoint(driver))
-        await self._reply(message, ok=True, result=result)
+        await self._reply(message, ok=True, result=result, shown_by=driver.seq + 1)
         await self._show_now(driver)
 
-    async def _reply(self, message: dict[str, Any], *, ok: bool, result: Any = None, error: str = "") -> None:
+    async def _reply(
+        self, message: dict[str, Any], *, ok: bool, result: Any = None, error: str = "", shown_by: int | None = None
+    ) -> None:
+        """Answer a command or control. ``shown_by`` is the seq of the first frame
+        that shows its effect (frames and replies travel by different paths, so
+        a page may get the reply before that frame, or after an older one)."""
         reply_to = message.get("reply_to")
         if not reply_to:
             return
         reply = {"type": "sim.reply", "rid": message.get("rid"), "ok": ok, "result": result, "error": error}
+        if shown_by is not None:
+            reply["shown_by"] = shown_by
         try:
             await self.layer.send(reply_to, reply)
         except Exception:
