@@ -125,6 +125,11 @@ def test_the_frame_rate_halves_when_the_worker_falls_behind_and_comes_back_when_
     assert run(0.5, 0.0, 20)[-1] == 5.0  # room again, but it holds on for hold_s after a step down
     assert run(0.5, 0.0, 40)[-1] == 20.0  # then steps back up, a window at a time
     assert run(0.7, 0.0, 40)[-1] == 20.0  # between the thresholds: stays (no flapping)
+    assert run(0.9, 0.0, 10)[-1] == 5.0
+    back = run(0.1, 0.0, 12)  # the load has gone (a burst of sandboxes closed): twice the rate fits easily
+    assert back[-1] == 20.0 and back.index(20.0) < 10 * 20, back.index(20.0)  # well before hold_s
+    assert run(0.9, 0.0, 10)[-1] == 5.0
+    assert run(0.35, 0.0, 20)[-1] == 5.0  # twice 35% would not fit under CPU_UP: the long hold
 
 
 def test_a_paused_simulation_sends_no_frames_but_a_rare_keepalive():

@@ -216,16 +216,21 @@ class FrameRate:
     ticks that started more than a tick late and at the process's CPU share
     (wall-clock busy time is no good: it counts waiting for Redis and for a
     core). It steps up only after ``hold_s`` without stepping down, so it does
-    not flap.
+    not flap -- unless the load has clearly gone (a burst of simulations has
+    closed): frames are most of a worker's work, so doubling the rate at most
+    doubles its CPU, and with that still under ``CPU_UP`` it steps up after
+    ``quick_hold_s``.
     """
 
     LATE_SHARE_DOWN = 0.1
     CPU_DOWN = 0.8
     CPU_UP = 0.6
 
-    def __init__(self, max_hz: float, min_hz: float, window_s: float = 2.0, hold_s: float = 30.0) -> None:
+    def __init__(
+        self, max_hz: float, min_hz: float, window_s: float = 2.0, hold_s: float = 30.0, quick_hold_s: float = 4.0
+    ) -> None:
         self.max_hz, self.min_hz = max_hz, min(min_hz, max_hz)
-        self.window_s, self.hold_s = window_s, hold_s
+        self.window_s, self.hold_s, self.quick_hold_s = window_s, hold_s, min(quick_hold_s, hold_s)
         self.hz = max_hz
         self.cpu = 0.0  # CPU share over the last window
         self.late = 0.0  # share of ticks that started late over the last window
@@ -258,7 +263,10 @@ class FrameRate:
                 self.hz = max(self.min_hz, self.hz / 2)
                 return True
             return False
-        if self.late == 0 and self.cpu < self.CPU_UP and self.hz < self.max_hz and now - self._stepped_down_at >= self.hold_s:
+        if self.late > 0 or self.cpu >= self.CPU_UP or self.hz >= self.max_hz:
+            return False
+        hold = self.quick_hold_s if 2 * self.cpu < self.CPU_UP else self.hold_s
+        if now - self._stepped_down_at >= hold:
             self.hz = min(self.max_hz, self.hz * 2)
             return True
         return False
