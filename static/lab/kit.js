@@ -462,7 +462,7 @@
     setText(pause, frame.paused ? 'Resume' : 'Pause');
     setAttr(pause, 'data-paused', frame.paused ? 'true' : 'false');
     var slider = $('speed');
-    if (!this.touching('speed') && frame.speed > 0) {
+    if (!this.touching('speed') && !this.dirty.speed && frame.speed > 0) {
       var v = Math.log10(frame.speed);
       if (Math.abs(parseFloat(slider.value) - v) > 0.049) slider.value = String(v);
       this.showSpeed(frame.speed);
@@ -825,7 +825,8 @@
       self.touched.speed = Date.now();
       var value = Math.pow(10, parseFloat(speed.value));
       value = Math.max(0.001, Math.min(1, Math.round(value * 1e6) / 1e6));
-      self.control('speed', { speed: value });
+      self.dirty.speed = true; // until a frame shows the new speed (an older one must not move the slider back)
+      self.control('speed', { speed: value }).then(function () { self.dirty.speed = false; });
     });
 
     $('reset-form').addEventListener('submit', function (event) {
