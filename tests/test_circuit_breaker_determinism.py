@@ -11,7 +11,7 @@ import json
 import pytest
 
 import patterns
-from determinism_helpers import assert_same_across_hash_seeds
+from determinism_helpers import assert_replay_stops_at, assert_same_across_hash_seeds, replay_of
 
 
 def state_json(eng) -> str:
@@ -67,26 +67,13 @@ def test_a_different_seed_gives_a_different_run():
     assert state_json(scripted_run(seed=7)) != state_json(scripted_run(seed=8))
 
 
-def replay_of(eng, until_ms=None):
-    spec = {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}
-    return patterns.replay(json.loads(json.dumps(spec)), until_ms=eng.now if until_ms is None else until_ms)
-
-
 def test_replay_of_a_scripted_run_reproduces_it():
     eng = scripted_run()
     assert state_json(replay_of(eng)) == state_json(eng)
 
 
 def test_replay_can_stop_at_an_earlier_moment():
-    eng = scripted_run()
-    fork = replay_of(eng, until_ms=2500.0)
-    partial = patterns.replay(
-        {"kind": "circuit_breaker", "seed": 7, "params": eng.params,
-         "log": [e for e in eng.command_log if e["at_ms"] <= 2500.0]},
-        until_ms=2500.0,
-    )
-    assert fork.now == 2500.0
-    assert state_json(fork) == state_json(partial)
+    assert_replay_stops_at(scripted_run(), 2500.0, state_json)
 
 
 @pytest.mark.parametrize("latency", [[0, 0], [1, 3]])

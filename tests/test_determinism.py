@@ -8,13 +8,12 @@ that would break it (wall clocks, module-level randomness, I/O libraries).
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import pytest
 
 import patterns
-from determinism_helpers import assert_same_across_hash_seeds
+from determinism_helpers import assert_replay_stops_at, assert_same_across_hash_seeds, replay_of
 from raft_helpers import new_engine, random_schedule, run_schedule, state_json, view_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,11 +71,6 @@ def test_random_schedules_are_deterministic(seed):
 # -- replay ---------------------------------------------------------------------------------
 
 
-def replay_of(eng, until_ms=None):
-    spec = {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}
-    return patterns.replay(json.loads(json.dumps(spec)), until_ms=eng.now if until_ms is None else until_ms)
-
-
 def test_replay_of_a_scripted_run_reproduces_its_view():
     eng = scripted_run()
     assert view_json(replay_of(eng)) == view_json(eng)
@@ -95,19 +89,7 @@ def test_replay_of_random_schedules_reproduces_the_view(seed):
 
 
 def test_replay_can_stop_at_an_earlier_moment():
-    eng = scripted_run()
-    fork = replay_of(eng, until_ms=1000.0)
-    assert fork.now == 1000.0
-    partial = scripted_run_until(1000.0)
-    assert view_json(fork) == view_json(partial)
-
-
-def scripted_run_until(until_ms: float):
-    eng = scripted_run()
-    return patterns.replay(
-        {"kind": "raft", "seed": 7, "params": eng.params, "log": [e for e in eng.command_log if e["at_ms"] <= until_ms]},
-        until_ms=until_ms,
-    )
+    assert_replay_stops_at(scripted_run(), 1000.0, view_json)
 
 
 def test_replay_records_rejected_commands_and_goes_on():

@@ -10,20 +10,18 @@ rewrite that accepts a run that no longer shows it still fails.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import patterns
-from patterns.scenario import ScenarioRun, run_file
+from determinism_helpers import assert_replays
+from engine_contract import scenario_tests
+from patterns.scenario import ScenarioRun
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "load_balancer"
 FILES = sorted(SCENARIOS.glob("*.txt"))
-REWRITE = os.environ.get("REWRITE") == "1"
 
 
 # -- reading outputs ---------------------------------------------------------------------
@@ -68,13 +66,6 @@ def event_times(run: ScenarioRun, pattern: str) -> list[float]:
             if re.search(pattern, line):
                 times.append(float(line.split()[0]))
     return times
-
-
-def assert_replays(eng) -> None:
-    replayed = patterns.replay(
-        {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}, until_ms=eng.now
-    )
-    assert json.dumps(replayed.view(), sort_keys=True) == json.dumps(eng.view(), sort_keys=True)
 
 
 def assert_healthy_end(run: ScenarioRun) -> None:
@@ -201,12 +192,4 @@ SEMANTIC: dict[str, Callable[[ScenarioRun], None]] = {
 }
 
 
-def test_every_scenario_has_semantic_checks():
-    assert sorted(p.stem for p in FILES) == sorted(SEMANTIC)
-
-
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_scenario(path: Path) -> None:
-    run = run_file(path, rewrite=REWRITE)
-    assert not run.mismatches, run.report()
-    SEMANTIC[path.stem](run)
+test_every_scenario_has_semantic_checks, test_scenario = scenario_tests(FILES, SEMANTIC)

@@ -11,19 +11,18 @@ behaviour still fails.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import patterns
+from determinism_helpers import assert_replays
+from engine_contract import scenario_tests
 from patterns.checkers import check_history
 from patterns.scenario import ScenarioError, ScenarioRun, parse, render, run_file
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "raft"
 FILES = sorted(SCENARIOS.glob("*.txt"))
-REWRITE = os.environ.get("REWRITE") == "1"
 
 
 # -- helpers on views -------------------------------------------------------------------------
@@ -53,11 +52,7 @@ def assert_healthy_end(run: ScenarioRun) -> None:
     eng = run.engine
     assert eng.violations() == []
     assert check_history(eng.history).ok
-    # The command log replays to the same state.
-    replayed = patterns.replay(
-        {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}, until_ms=eng.now
-    )
-    assert json.dumps(replayed.view(), sort_keys=True) == json.dumps(eng.view(), sort_keys=True)
+    assert_replays(eng)  # the command log replays to the same state
 
 
 # -- semantic checks per scenario ----------------------------------------------------------------
@@ -221,15 +216,7 @@ SEMANTIC: dict[str, Callable[[ScenarioRun], None]] = {
 }
 
 
-def test_every_scenario_has_semantic_checks():
-    assert sorted(p.stem for p in FILES) == sorted(SEMANTIC)
-
-
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_scenario(path: Path) -> None:
-    run = run_file(path, rewrite=REWRITE)
-    assert not run.mismatches, run.report()
-    SEMANTIC[path.stem](run)
+test_every_scenario_has_semantic_checks, test_scenario = scenario_tests(FILES, SEMANTIC)
 
 
 # -- the runner itself --------------------------------------------------------------------------

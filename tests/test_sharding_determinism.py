@@ -11,7 +11,7 @@ import random
 import pytest
 
 import patterns
-from determinism_helpers import assert_same_across_hash_seeds
+from determinism_helpers import assert_replay_stops_at, assert_same_across_hash_seeds, replay_of
 
 
 def state_json(eng) -> str:
@@ -90,22 +90,14 @@ def test_slicing_time_differently_changes_nothing(slices):
 
 def test_replay_reproduces_the_run():
     eng = scripted_run()
-    spec = json.loads(json.dumps({"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}))
-    replayed = patterns.replay(spec, until_ms=eng.now)
+    replayed = replay_of(eng)
     assert json.dumps(replayed.view(), sort_keys=True) == json.dumps(eng.view(), sort_keys=True)
     assert replayed.history == eng.history
     assert replayed.events() == eng.events()
 
 
 def test_replay_can_stop_at_an_earlier_moment():
-    eng = scripted_run()
-    spec = {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}
-    fork = patterns.replay(spec, until_ms=900.0)
-    again = patterns.replay(
-        {**spec, "log": [e for e in eng.command_log if e["at_ms"] <= 900.0]}, until_ms=900.0
-    )
-    assert fork.now == 900.0
-    assert state_json(fork) == state_json(again)
+    assert_replay_stops_at(scripted_run(), 900.0, state_json)
 
 
 def test_runs_match_across_processes_with_different_hash_seeds():

@@ -10,19 +10,17 @@ the lessons the page must show.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import patterns
-from patterns.scenario import ScenarioRun, run_file
+from determinism_helpers import assert_replays
+from engine_contract import scenario_tests
+from patterns.scenario import ScenarioRun
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "sharding"
 FILES = sorted(SCENARIOS.glob("*.txt"))
-REWRITE = os.environ.get("REWRITE") == "1"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -53,10 +51,7 @@ def assert_converged(eng) -> None:
 def assert_healthy_end(run: ScenarioRun) -> None:
     eng = run.engine
     assert eng.violations() == []
-    replayed = patterns.replay(
-        {"kind": eng.kind, "seed": eng.seed, "params": eng.params, "log": eng.command_log}, until_ms=eng.now
-    )
-    assert json.dumps(replayed.view(), sort_keys=True) == json.dumps(eng.view(), sort_keys=True)
+    assert_replays(eng)  # the command log replays to the same state
 
 
 # -- the lessons ----------------------------------------------------------------------------------
@@ -235,12 +230,4 @@ SEMANTIC: dict[str, Callable[[ScenarioRun], None]] = {
 }
 
 
-def test_every_scenario_has_semantic_checks():
-    assert sorted(p.stem for p in FILES) == sorted(SEMANTIC)
-
-
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_scenario(path: Path) -> None:
-    run = run_file(path, rewrite=REWRITE)
-    assert not run.mismatches, run.report()
-    SEMANTIC[path.stem](run)
+test_every_scenario_has_semantic_checks, test_scenario = scenario_tests(FILES, SEMANTIC)
