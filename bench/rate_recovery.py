@@ -14,12 +14,10 @@ the quick step-up turned off (quick_hold_s = hold_s: only the 30 s hold).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -101,7 +101,6 @@ class Breaker:
         """Record one outcome; returns the transition it causes, if any."""
         if generation != self.generation:
             return None
-        s = self.settings
         if self.state == "closed":
             self.window.append((now, failed, slow))
             return self.judge(now)

@@ -21,7 +21,6 @@ database clean-up for the same reason (see ``dispatch``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
