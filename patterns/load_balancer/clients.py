@@ -10,19 +10,18 @@ balancer the VIP's address points at right now. A request ends exactly once:
 at the first Response, or as a timeout after ``timeout_ms``. Late responses
 are counted and ignored. Latency is measured here, at the client.
 
-Timeouts are all the same length, so deadlines come in sending order: one
-deque and one timer for its head replace a timer per request.
+The arrivals and the timeouts are the kernel's (``kernel.arrivals``).
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
+from ..kernel.arrivals import Deadlines, PoissonArrivals
 from ..kernel.network import Message, Network
-from ..kernel.sim import Simulator, Timer
+from ..kernel.sim import Simulator
 
 
 class Pending(NamedTuple):
@@ -64,54 +63,39 @@ class ClientPool:
     ) -> None:
         self.sim, self.net, self.rng = sim, net, rng
         self.addresses = addresses
-        self.timeout_ms = timeout_ms
         self.resolve_vip = resolve_vip
         self.on_sent, self.on_done = on_sent, on_done
-        self.rate_rps = 0.0
         self.next_req = 0
         self.pending: dict[int, Pending] = {}
         self.late = 0
-        self._deadlines: deque[tuple[float, int]] = deque()
-        self._timeout_timer: Timer | None = None
-        self._arrival: Timer | None = None
+        self.arrivals = PoissonArrivals(sim, rng, self._arrive)
+        self.deadlines = Deadlines(sim, timeout_ms, self.pending, self._timed_out)
         for address in addresses:
             net.attach(address, self.on_message)
 
     # -- arrivals ------------------------------------------------------------------
+    @property
+    def rate_rps(self) -> float:
+        return self.arrivals.rate_rps
+
     def set_rate(self, rate_rps: float) -> None:
         """Change the arrival rate now. Poisson arrivals are memoryless, so the next gap is fresh."""
-        self.rate_rps = rate_rps
-        if self._arrival is not None:
-            self._arrival.cancel()
-            self._arrival = None
-        self._schedule_arrival()
-
-    def _schedule_arrival(self) -> None:
-        if self.rate_rps > 0:
-            gap = self.rng.expovariate(self.rate_rps / 1000.0)
-            self._arrival = self.sim.schedule(gap, self._arrive)
+        self.arrivals.set_rate(rate_rps)
 
     def _arrive(self) -> None:
-        self._arrival = None
         addresses = self.addresses
-        client = addresses[int(self.rng.random() * len(addresses))]
-        self.send(client)
-        self._schedule_arrival()
+        self.send(addresses[int(self.rng.random() * len(addresses))])
 
     def send(self, client: str) -> int:
         self.next_req += 1
         req = self.next_req
-        now = self.sim.now
         target = self.resolve_vip()
-        record = Pending(req, client, now, target)
+        record = Pending(req, client, self.sim.now, target)
         self.pending[req] = record
         self.on_sent(record)
         # With no balancer ever announced, the VIP resolves nowhere: the packet is lost.
         self.net.send(client, target or "vip", "Request", {"req": req, "client": client})
-        deadlines = self._deadlines
-        if not deadlines:
-            self._timeout_timer = self.sim.schedule(self.timeout_ms, self._expire)
-        deadlines.append((now + self.timeout_ms, req))
+        self.deadlines.add(req)
         return req
 
     # -- endings ------------------------------------------------------------------------
@@ -128,15 +112,5 @@ class ClientPool:
             Done(record.req, record.client, record.sent_ms, self.sim.now, status == 200, status, body["why"], body["backend"])
         )
 
-    def _expire(self) -> None:
-        deadlines = self._deadlines
-        now = self.sim.now
-        pending = self.pending
-        while deadlines and deadlines[0][0] <= now:
-            _, req = deadlines.popleft()
-            record = pending.pop(req, None)
-            if record is not None:
-                self.on_done(Done(req, record.client, record.sent_ms, now, False, None, "timeout", None))
-        while deadlines and deadlines[0][1] not in pending:
-            deadlines.popleft()
-        self._timeout_timer = self.sim.schedule(deadlines[0][0] - now, self._expire) if deadlines else None
+    def _timed_out(self, req: int, record: Pending) -> None:
+        self.on_done(Done(req, record.client, record.sent_ms, self.sim.now, False, None, "timeout", None))

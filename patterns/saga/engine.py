@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import InvalidCommand, InvalidParameter
+from ..kernel.arrivals import PoissonArrivals
 from ..kernel.cluster import ClusterEngine, Host
 from ..kernel.network import Message
 from ..kernel.rng import derive_rng
@@ -126,8 +127,7 @@ class SagaEngine(ClusterEngine):
         self.client_timers: dict[int, Any] = {}
         self.calm_since: float | None = 0.0
         self.traffic_rng = derive_rng(seed, "traffic")
-        self.rate_rps = 0.0
-        self._traffic_timer: Any = None
+        self.traffic = PoissonArrivals(self.sim, self.traffic_rng, self._traffic_tick)
         self.series: dict[str, deque] = {key: deque(maxlen=SERIES_POINTS) for key in ("t", "running", "completed", "compensated", "failed")}
         for node in self.nodes.values():
             node.start()
@@ -138,7 +138,7 @@ class SagaEngine(ClusterEngine):
         )
         self.sim.schedule(SERIES_EVERY_MS, self._sample)
         if rate:
-            self._set_rate(rate)
+            self.traffic.set_rate(rate)
 
     # -- validation helpers ---------------------------------------------------------------
     @staticmethod
@@ -163,7 +163,7 @@ class SagaEngine(ClusterEngine):
     def cmd_traffic(self, cmd: Mapping[str, Any]) -> None:
         only_keys(cmd, ["rate_rps"])
         rate = number(cmd, "rate_rps", lo=0, hi=MAX_RATE_RPS)
-        self._set_rate(rate)
+        self.traffic.set_rate(rate)
         self.narrate(f"traffic: {rate:g} orders per second" if rate else "traffic stopped", "info")
 
     def cmd_mode(self, cmd: Mapping[str, Any]) -> None:
@@ -244,15 +244,8 @@ class SagaEngine(ClusterEngine):
             if self.client_pending.pop(saga, None) is not None:
                 self.client_timers.pop(saga).cancel()
 
-    def _set_rate(self, rate: float) -> None:
-        self.rate_rps = rate
-        if self._traffic_timer is not None:
-            self._traffic_timer.cancel()
-            self._traffic_timer = None
-        if rate > 0:
-            self._traffic_timer = self.sim.schedule(self.traffic_rng.expovariate(rate / 1000.0), self._traffic_tick)
-
     def _traffic_tick(self) -> None:
+        """One order of the background traffic, drawn from the traffic stream."""
         rng = self.traffic_rng
         order = {
             "customer": CUSTOMERS[rng.randrange(len(CUSTOMERS))],
@@ -261,7 +254,6 @@ class SagaEngine(ClusterEngine):
             "amount": rng.randint(2, 12) * 5,
         }
         self.place_order(order)
-        self._traffic_timer = self.sim.schedule(rng.expovariate(self.rate_rps / 1000.0), self._traffic_tick)
 
     # -- node facts: the observer and narrator ----------------------------------------------
     def on_node_event(self, node_id: str, event: str, fields: dict[str, Any]) -> None:
@@ -484,7 +476,7 @@ class SagaEngine(ClusterEngine):
                 "events": len(self.bus.disk["events"]),
                 "undelivered": len(self.bus.disk["pending"]),
             },
-            "traffic": {"rate_rps": self.rate_rps},
+            "traffic": {"rate_rps": self.traffic.rate_rps},
             "messages": [
                 {
                     "id": msg.id,
