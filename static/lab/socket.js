@@ -68,8 +68,7 @@
     this._ackCount = 0;
     this._ackTimer = null;
     this.shownSeq = 0; // the newest frame handled
-    this._unshown = []; // command results waiting for the frame that shows them
-    this._shownTimer = null;
+    this._unshown = new Set(); // command results waiting for the frame that shows them
     this.hello = null;
     this._retryTimer = null;
     this._tickTimer = null;
@@ -275,7 +274,8 @@
     if (typeof msg.hz === 'number' && msg.hz !== this.hz) { this.hz = msg.hz; this._renderStatus(); }
     this._emit('frame', msg);
     if (typeof msg.seq === 'number' && msg.seq > this.shownSeq) this.shownSeq = msg.seq;
-    this._settleShown(false);
+    var seq = this.shownSeq;
+    this._unshown.forEach(function (waiting) { if (waiting.seq <= seq) waiting.done(); });
     this._ackLater(msg.seq);
   };
 
@@ -286,23 +286,13 @@
   // an older frame. If that frame is slow to come, resolve anyway.
   LabSocket.prototype._resolveWhenShown = function (resolve, result, shownBy) {
     if (typeof shownBy !== 'number' || shownBy <= this.shownSeq) { resolve(result); return; }
-    this._unshown.push({ seq: shownBy, resolve: resolve, result: result, until: Date.now() + SHOWN_WAIT_MS });
-    var self = this;
-    if (!this._shownTimer) this._shownTimer = setTimeout(function () { self._shownTimer = null; self._settleShown(true); }, SHOWN_WAIT_MS);
-  };
-
-  LabSocket.prototype._settleShown = function (timedOut) {
-    if (!this._unshown.length) return;
-    var now = Date.now(), seq = this.shownSeq, later = [];
-    this._unshown.forEach(function (w) {
-      if (w.seq <= seq || (timedOut && w.until <= now)) w.resolve(w.result);
-      else later.push(w);
-    });
-    this._unshown = later;
-    var self = this;
-    if (later.length && !this._shownTimer) {
-      this._shownTimer = setTimeout(function () { self._shownTimer = null; self._settleShown(true); }, Math.max(10, later[0].until - now));
-    }
+    var unshown = this._unshown;
+    var waiting = {
+      seq: shownBy,
+      done: function () { clearTimeout(waiting.timer); unshown.delete(waiting); resolve(result); },
+    };
+    waiting.timer = setTimeout(waiting.done, SHOWN_WAIT_MS);
+    unshown.add(waiting);
   };
 
   // Acknowledge in batches: the server holds at most frame_window frames for
