@@ -1,9 +1,9 @@
 """The engine worker: runs simulations, applies commands, publishes frames.
 
-One asyncio loop per process. Frames go out on Redis pub/sub
-(``keys.frames_channel``), pipelined in batches of PUBLISH_BATCH per tick. It takes simulations from the shared assignment
+One asyncio loop per process. It takes simulations from the shared assignment
 channel (any worker may take one) and receives commands for its simulations on
-its own channel. Ownership is a Redis lease holding the worker's channel name;
+its own channel. Frames go out on Redis pub/sub (``keys.frames_channel``),
+pipelined in batches of PUBLISH_BATCH per tick. Ownership is a Redis lease holding the worker's channel name;
 a worker renews the leases of what it runs. When a worker dies its leases
 expire, and the next open request (a web process that still has viewers asks
 every few seconds) lets another worker rebuild the simulation by replaying its
